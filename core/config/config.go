@@ -1,0 +1,340 @@
+// Package config loads and validates Eddy's configuration: the plugins.yaml
+// file (the GitOps view of workspaces and sources, and the tuning of the
+// collector, queue and worker) and the EDDY_* environment variables.
+//
+// Scalars in the file may reference the environment as ${VAR} or
+// ${VAR:-default}; "$$" is a literal "$". Expansion happens on parsed values,
+// never on the raw text, so a variable cannot change the file's structure.
+// Every error names the file, the line and the field it is about.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+)
+
+// Config is the whole validated configuration of an Eddy process.
+type Config struct {
+	// Path is the file the configuration was read from.
+	Path string `yaml:"-"`
+	// Version is the configuration format version; only 1 exists.
+	Version int `yaml:"version"`
+	// Queue tunes the Redis Streams queue between collectors and workers.
+	Queue Queue `yaml:"queue"`
+	// Collector tunes the HTTP collector's limits and time handling.
+	Collector Collector `yaml:"collector"`
+	// Worker tunes the workers that move events from the queue to storage.
+	Worker Worker `yaml:"worker"`
+	// Workspaces are created or updated in the database at start.
+	Workspaces []Workspace `yaml:"workspaces"`
+
+	// Env holds the EDDY_* environment settings.
+	Env Env `yaml:"-"`
+}
+
+// Queue configures the Redis Streams queue.
+type Queue struct {
+	// Shards is the number of shard streams events are spread over by visitor.
+	// Changing it on a running system reorders in-flight events of a visitor.
+	Shards int `yaml:"shards"`
+	// Prefix is prepended to every Redis key Eddy uses.
+	Prefix string `yaml:"prefix"`
+}
+
+// Collector configures the HTTP collector.
+type Collector struct {
+	// MaxEventBytes is the largest accepted message, in bytes.
+	MaxEventBytes int `yaml:"max_event_bytes"`
+	// MaxRequestBytes is the largest accepted request body after decompression.
+	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// MaxBatchMessages is the largest number of messages in one batch request.
+	MaxBatchMessages int `yaml:"max_batch_messages"`
+	// MaxDepth is the deepest nesting of objects and arrays in a message.
+	MaxDepth int `yaml:"max_depth"`
+	// MaxKeys is the largest number of object keys in one message.
+	MaxKeys int `yaml:"max_keys"`
+	// MaxFutureSkew is how far in the future (after clock-skew correction) an
+	// event time may be; later times are clamped to the receive time.
+	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
+	// EnqueueTimeout bounds the wait for Redis before answering 503.
+	EnqueueTimeout time.Duration `yaml:"enqueue_timeout"`
+	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For header is
+	// believed when finding a client's IP. Empty: none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AllowedOrigins are the browser origins allowed by CORS ("*" for any).
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// Worker configures the workers.
+type Worker struct {
+	// BatchSize is the most entries read from one shard and stored at once.
+	BatchSize int `yaml:"batch_size"`
+	// MaxAttempts is how often a message the database rejects is retried
+	// before it moves to the dead-letter stream.
+	MaxAttempts int `yaml:"max_attempts"`
+	// TrimInterval is how often acknowledged entries are trimmed from streams.
+	TrimInterval time.Duration `yaml:"trim_interval"`
+}
+
+// Workspace is a workspace declared in the file.
+type Workspace struct {
+	// ID is the workspace's stable slug, e.g. "demo".
+	ID string `yaml:"id"`
+	// Name is the display name; defaults to the ID.
+	Name string `yaml:"name"`
+	// Sources are the workspace's data inputs.
+	Sources []Source `yaml:"sources"`
+}
+
+// Source is a data input of a workspace, identified by its write key.
+type Source struct {
+	// ID is the source's slug, unique within its workspace, e.g. "web".
+	ID string `yaml:"id"`
+	// Name is the display name; defaults to the ID.
+	Name string `yaml:"name"`
+	// WriteKey authenticates the source's SDKs. Keep it in the environment.
+	WriteKey string `yaml:"write_key"`
+}
+
+// Env holds the settings that come from the environment.
+type Env struct {
+	DatabaseURL string // EDDY_DATABASE_URL
+	RedisURL    string // EDDY_REDIS_URL
+	HTTPAddr    string // EDDY_HTTP_ADDR
+	Production  bool   // EDDY_ENV=production
+	LogLevel    string // EDDY_LOG_LEVEL: debug, info, warn, error
+	LogFormat   string // EDDY_LOG_FORMAT: json or text
+}
+
+// Defaults for everything the file may leave out.
+const (
+	DefaultConfigPath  = "./plugins.yaml"
+	DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/eddy?sslmode=disable"
+	DefaultRedisURL    = "redis://127.0.0.1:6379/0"
+	DefaultHTTPAddr    = ":8080"
+)
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// minProductionKeyLen is the shortest write key accepted in production.
+const minProductionKeyLen = 16
+
+// LookupEnv finds an environment variable; os.LookupEnv in production.
+type LookupEnv func(string) (string, bool)
+
+// Load reads the file named by EDDY_CONFIG (default ./plugins.yaml) and the
+// environment, and validates both.
+func Load(lookup LookupEnv) (*Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	path := DefaultConfigPath
+	if p, ok := lookup("EDDY_CONFIG"); ok && p != "" {
+		path = p
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w (set EDDY_CONFIG to the plugins.yaml to use)", err)
+	}
+	return Parse(path, data, lookup)
+}
+
+// Parse validates data read from the file at path.
+func Parse(path string, data []byte, lookup LookupEnv) (*Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	env, err := loadEnv(lookup)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := decode(path, data, lookup)
+	if err != nil {
+		return nil, err
+	}
+	cfg := doc.cfg
+	cfg.Path = path
+	cfg.Env = env
+	cfg.applyDefaults()
+	if errs := doc.validate(cfg); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+func loadEnv(lookup LookupEnv) (Env, error) {
+	get := func(name, def string) string {
+		if v, ok := lookup(name); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	env := Env{
+		DatabaseURL: get("EDDY_DATABASE_URL", DefaultDatabaseURL),
+		RedisURL:    get("EDDY_REDIS_URL", DefaultRedisURL),
+		HTTPAddr:    get("EDDY_HTTP_ADDR", DefaultHTTPAddr),
+		LogLevel:    get("EDDY_LOG_LEVEL", "info"),
+		LogFormat:   get("EDDY_LOG_FORMAT", "json"),
+	}
+	switch e := get("EDDY_ENV", "development"); e {
+	case "production":
+		env.Production = true
+	case "development", "test":
+	default:
+		return env, fmt.Errorf("EDDY_ENV: %q is not one of production, development, test", e)
+	}
+	switch env.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return env, fmt.Errorf("EDDY_LOG_LEVEL: %q is not one of debug, info, warn, error", env.LogLevel)
+	}
+	switch env.LogFormat {
+	case "json", "text":
+	default:
+		return env, fmt.Errorf("EDDY_LOG_FORMAT: %q is not one of json, text", env.LogFormat)
+	}
+	return env, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Version == 0 {
+		c.Version = 1
+	}
+	if c.Queue.Shards == 0 {
+		c.Queue.Shards = 16
+	}
+	if c.Queue.Prefix == "" {
+		c.Queue.Prefix = "eddy"
+	}
+	col := &c.Collector
+	setInt(&col.MaxEventBytes, 32<<10)
+	setInt(&col.MaxRequestBytes, 500<<10)
+	setInt(&col.MaxBatchMessages, 2500)
+	setInt(&col.MaxDepth, 32)
+	setInt(&col.MaxKeys, 1000)
+	setDuration(&col.MaxFutureSkew, time.Hour)
+	setDuration(&col.EnqueueTimeout, 3*time.Second)
+	if col.AllowedOrigins == nil {
+		col.AllowedOrigins = []string{"*"}
+	}
+	setInt(&c.Worker.BatchSize, 1000)
+	setInt(&c.Worker.MaxAttempts, 3)
+	setDuration(&c.Worker.TrimInterval, 10*time.Second)
+	for i := range c.Workspaces {
+		ws := &c.Workspaces[i]
+		if ws.Name == "" {
+			ws.Name = ws.ID
+		}
+		for j := range ws.Sources {
+			if ws.Sources[j].Name == "" {
+				ws.Sources[j].Name = ws.Sources[j].ID
+			}
+		}
+	}
+}
+
+func setInt(v *int, def int) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+func setDuration(v *time.Duration, def time.Duration) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// validate checks the decoded configuration; each error names file, line
+// and field.
+func (d *document) validate(c *Config) []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, d.errorf(path, format, args...))
+	}
+	if c.Version != 1 {
+		bad("version", "unsupported version %d (only 1 exists)", c.Version)
+	}
+	if c.Queue.Shards < 1 || c.Queue.Shards > 1024 {
+		bad("queue.shards", "must be between 1 and 1024, got %d", c.Queue.Shards)
+	}
+	positive := []struct {
+		path string
+		v    int
+		max  int
+	}{
+		{"collector.max_event_bytes", c.Collector.MaxEventBytes, 1 << 20},
+		{"collector.max_request_bytes", c.Collector.MaxRequestBytes, 16 << 20},
+		{"collector.max_batch_messages", c.Collector.MaxBatchMessages, 100000},
+		{"collector.max_depth", c.Collector.MaxDepth, 1000},
+		{"collector.max_keys", c.Collector.MaxKeys, 100000},
+		{"worker.batch_size", c.Worker.BatchSize, 10000},
+		{"worker.max_attempts", c.Worker.MaxAttempts, 100},
+	}
+	for _, p := range positive {
+		if p.v < 1 || p.v > p.max {
+			bad(p.path, "must be between 1 and %d, got %d", p.max, p.v)
+		}
+	}
+	if c.Collector.MaxEventBytes > c.Collector.MaxRequestBytes {
+		bad("collector.max_event_bytes", "must not exceed collector.max_request_bytes (%d)", c.Collector.MaxRequestBytes)
+	}
+	for _, p := range []struct {
+		path string
+		v    time.Duration
+	}{
+		{"collector.max_future_skew", c.Collector.MaxFutureSkew},
+		{"collector.enqueue_timeout", c.Collector.EnqueueTimeout},
+		{"worker.trim_interval", c.Worker.TrimInterval},
+	} {
+		if p.v < 0 {
+			bad(p.path, "must not be negative, got %s", p.v)
+		}
+	}
+
+	wsSeen := map[string]bool{}
+	keySeen := map[string]string{}
+	for i, ws := range c.Workspaces {
+		wp := fmt.Sprintf("workspaces[%d]", i)
+		switch {
+		case ws.ID == "":
+			bad(wp+".id", "is required")
+		case !idPattern.MatchString(ws.ID):
+			bad(wp+".id", "%q must be lower-case letters, digits, '-' or '_' (at most 63, starting with a letter or digit)", ws.ID)
+		case wsSeen[ws.ID]:
+			bad(wp+".id", "workspace %q is declared twice", ws.ID)
+		}
+		wsSeen[ws.ID] = true
+		srcSeen := map[string]bool{}
+		for j, src := range ws.Sources {
+			sp := fmt.Sprintf("%s.sources[%d]", wp, j)
+			switch {
+			case src.ID == "":
+				bad(sp+".id", "is required")
+			case !idPattern.MatchString(src.ID):
+				bad(sp+".id", "%q must be lower-case letters, digits, '-' or '_' (at most 63, starting with a letter or digit)", src.ID)
+			case srcSeen[src.ID]:
+				bad(sp+".id", "source %q is declared twice in workspace %q", src.ID, ws.ID)
+			}
+			srcSeen[src.ID] = true
+			kp := sp + ".write_key"
+			switch {
+			case src.WriteKey == "":
+				bad(kp, "must not be empty")
+			case keySeen[src.WriteKey] != "":
+				bad(kp, "is the same as %s's: every source needs its own key", keySeen[src.WriteKey])
+			case c.Env.Production && d.usedDefault(kp):
+				bad(kp, "uses the default from the file; EDDY_ENV=production requires setting it in the environment")
+			case c.Env.Production && len(src.WriteKey) < minProductionKeyLen:
+				bad(kp, "is %d characters; EDDY_ENV=production requires at least %d", len(src.WriteKey), minProductionKeyLen)
+			}
+			if src.WriteKey != "" && keySeen[src.WriteKey] == "" {
+				keySeen[src.WriteKey] = ws.ID + "/" + src.ID
+			}
+		}
+	}
+	return errs
+}
