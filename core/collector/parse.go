@@ -85,7 +85,7 @@ func parseRequest(typ string, body []byte, now time.Time, l limits) request {
 	}
 
 	var env wireBatch
-	if err := json.Unmarshal(body, &env); err != nil {
+	if err := event.Decode(body, &env); err != nil {
 		req.problems = append(req.problems, Problem{-1, "invalid_json", describeJSONError(err)})
 		return req
 	}
@@ -154,7 +154,7 @@ func parseMessage(typ string, raw []byte, batchSentAt, now time.Time, l limits) 
 		se := err.(*structureError)
 		return bad(se.reason, "%s", se.msg)
 	}
-	if err := json.Unmarshal(raw, &m.Message); err != nil {
+	if err := event.Decode(raw, &m.Message); err != nil {
 		return bad("invalid_json", "%s", describeJSONError(err))
 	}
 	if typ == "" {

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -38,6 +39,11 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 	case len(b) == 0:
 		return fmt.Errorf("empty value")
 	case b[0] == '"':
+		// Ids rarely hold escapes: take the text as it is when they do not.
+		if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 {
+			*id = ID(inner)
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
