@@ -77,6 +77,12 @@ type Worker struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// TrimInterval is how often acknowledged entries are trimmed from streams.
 	TrimInterval time.Duration `yaml:"trim_interval"`
+	// LeaseTTL is how long a worker's hold on a shard lasts without renewal:
+	// the time within which a dead worker's shards are taken over.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// MaxBackoff is the longest wait between retries while the database is
+	// unavailable.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
 }
 
 // Workspace is a workspace declared in the file.
@@ -107,6 +113,9 @@ type Env struct {
 	Production  bool   // EDDY_ENV=production
 	LogLevel    string // EDDY_LOG_LEVEL: debug, info, warn, error
 	LogFormat   string // EDDY_LOG_FORMAT: json or text
+	// PprofAddr, when set, serves net/http/pprof on this separate address
+	// (keep it on localhost): EDDY_PPROF_ADDR.
+	PprofAddr string
 }
 
 // Defaults for everything the file may leave out.
@@ -178,6 +187,7 @@ func loadEnv(lookup LookupEnv) (Env, error) {
 		HTTPAddr:    get("EDDY_HTTP_ADDR", DefaultHTTPAddr),
 		LogLevel:    get("EDDY_LOG_LEVEL", "info"),
 		LogFormat:   get("EDDY_LOG_FORMAT", "json"),
+		PprofAddr:   get("EDDY_PPROF_ADDR", ""),
 	}
 	switch e := get("EDDY_ENV", "development"); e {
 	case "production":
@@ -223,6 +233,8 @@ func (c *Config) applyDefaults() {
 	setInt(&c.Worker.BatchSize, 1000)
 	setInt(&c.Worker.MaxAttempts, 3)
 	setDuration(&c.Worker.TrimInterval, 10*time.Second)
+	setDuration(&c.Worker.LeaseTTL, 15*time.Second)
+	setDuration(&c.Worker.MaxBackoff, 10*time.Second)
 	for i := range c.Workspaces {
 		ws := &c.Workspaces[i]
 		if ws.Name == "" {
@@ -289,10 +301,15 @@ func (d *document) validate(c *Config) []error {
 		{"collector.max_future_skew", c.Collector.MaxFutureSkew},
 		{"collector.enqueue_timeout", c.Collector.EnqueueTimeout},
 		{"worker.trim_interval", c.Worker.TrimInterval},
+		{"worker.lease_ttl", c.Worker.LeaseTTL},
+		{"worker.max_backoff", c.Worker.MaxBackoff},
 	} {
 		if p.v < 0 {
 			bad(p.path, "must not be negative, got %s", p.v)
 		}
+	}
+	if c.Worker.LeaseTTL > 0 && c.Worker.LeaseTTL < 100*time.Millisecond {
+		bad("worker.lease_ttl", "must be at least 100ms, got %s", c.Worker.LeaseTTL)
 	}
 
 	wsSeen := map[string]bool{}

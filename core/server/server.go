@@ -1,0 +1,343 @@
+// Package server wires Eddy's roles into one process: the collector (the
+// tracking API), the worker (queue to PostgreSQL) and the api role, behind
+// one HTTP listener that also serves /healthz, /readyz and /metrics.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-contrib/cors"
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eddy-cdp/eddy/core/collector"
+	"github.com/eddy-cdp/eddy/core/config"
+	"github.com/eddy-cdp/eddy/core/pipeline"
+	"github.com/eddy-cdp/eddy/core/queue"
+	"github.com/eddy-cdp/eddy/core/store"
+)
+
+// Roles a process can take.
+const (
+	RoleCollector = "collector"
+	RoleWorker    = "worker"
+	RoleAPI       = "api"
+)
+
+// AllRoles is what `eddy serve` runs without --roles.
+var AllRoles = []string{RoleCollector, RoleWorker, RoleAPI}
+
+// ParseRoles reads a comma-separated role list.
+func ParseRoles(s string) ([]string, error) {
+	var roles []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if !slices.Contains(AllRoles, r) {
+			return nil, fmt.Errorf("unknown role %q (roles: %s)", r, strings.Join(AllRoles, ", "))
+		}
+		if !slices.Contains(roles, r) {
+			roles = append(roles, r)
+		}
+	}
+	if len(roles) == 0 {
+		return nil, errors.New("no role given (roles: collector, worker, api)")
+	}
+	return roles, nil
+}
+
+// Server is a running Eddy process.
+type Server struct {
+	cfg    *config.Config
+	roles  []string
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	rdb    *redis.Client
+	store  *store.Store
+	queue  *queue.Queue
+	keys   *collector.KeyCache
+	http   *http.Server
+	ln     net.Listener
+	ready  chan struct{}
+	closed sync.Once
+}
+
+// New connects to Redis and PostgreSQL, applies the file's workspaces and
+// sources, and prepares the roles. It does not migrate: see store.Migrate.
+func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, roles: roles, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{})}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// go-redis logs connection retries on its own; in Eddy they are debug
+	// detail, since the queue's callers already log the failures they see.
+	redis.SetLogger(redisLogger{log})
+	ropts, err := redis.ParseURL(cfg.Env.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("EDDY_REDIS_URL: %w", err)
+	}
+	// Short timeouts: an unreachable Redis must turn into a quick 503, not a
+	// hung request.
+	ropts.DialTimeout = 2 * time.Second
+	ropts.DialerRetries = 2
+	ropts.ReadTimeout = 3 * time.Second
+	ropts.WriteTimeout = 3 * time.Second
+	ropts.PoolSize = 64
+	s.rdb = redis.NewClient(ropts)
+
+	s.store, err = store.Open(ctx, cfg.Env.DatabaseURL)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := s.store.SyncWorkspaces(ctx, workspaceSpecs(cfg)); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("apply workspaces from %s: %w", cfg.Path, err)
+	}
+	s.queue, err = queue.New(s.rdb, queue.Options{Prefix: cfg.Queue.Prefix, Shards: cfg.Queue.Shards, Registerer: s.reg})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.has(RoleCollector) {
+		s.keys = collector.NewKeyCache(s.store, 10*time.Second, log)
+		if err := s.keys.Reload(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("load write keys: %w", err)
+		}
+		if err := collector.RegisterMetrics(s.reg); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if s.has(RoleWorker) {
+		if err := pipeline.RegisterMetrics(s.reg); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	engine, err := s.routes()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler:           engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	return s, nil
+}
+
+func workspaceSpecs(cfg *config.Config) []store.WorkspaceSpec {
+	specs := make([]store.WorkspaceSpec, 0, len(cfg.Workspaces))
+	for _, ws := range cfg.Workspaces {
+		spec := store.WorkspaceSpec{Slug: ws.ID, Name: ws.Name}
+		for _, src := range ws.Sources {
+			spec.Sources = append(spec.Sources, store.SourceSpec{Slug: src.ID, Name: src.Name, WriteKey: src.WriteKey})
+		}
+		specs = append(specs, spec)
+	}
+	return specs
+}
+
+func (s *Server) has(role string) bool { return slices.Contains(s.roles, role) }
+
+// Queue is the process's queue (for tools and tests).
+func (s *Server) Queue() *queue.Queue { return s.queue }
+
+// Store is the process's store (for tools and tests).
+func (s *Server) Store() *store.Store { return s.store }
+
+func (s *Server) routes() (*gin.Engine, error) {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, err any) {
+		s.log.Error("panic serving request", "path", c.FullPath(), "panic", fmt.Sprint(err))
+		c.AbortWithStatus(http.StatusInternalServerError)
+	}))
+	// Only the configured proxies may tell us a client's address.
+	if err := r.SetTrustedProxies(s.cfg.Collector.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("%s: collector.trusted_proxies: %w", s.cfg.Path, err)
+	}
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
+	if s.has(RoleCollector) {
+		c := collector.New(s.queue, s.keys, s.cfg.Collector, s.log)
+		g := r.Group("/", corsFor(s.cfg.Collector.AllowedOrigins))
+		g.OPTIONS("/v1/*path", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+		c.Register(g)
+	}
+	return r, nil
+}
+
+func corsFor(origins []string) gin.HandlerFunc {
+	cc := cors.Config{
+		AllowMethods:  []string{http.MethodPost, http.MethodOptions},
+		AllowHeaders:  []string{"Content-Type", "Authorization", "Content-Encoding"},
+		ExposeHeaders: []string{"Retry-After"},
+		MaxAge:        24 * time.Hour,
+	}
+	if slices.Contains(origins, "*") {
+		cc.AllowAllOrigins = true
+	} else {
+		cc.AllowOrigins = origins
+	}
+	return cors.New(cc)
+}
+
+// readyz answers 200 when Redis and PostgreSQL both answer within a second.
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ok := true
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		checks["redis"], ok = err.Error(), false
+	} else {
+		checks["redis"] = "ok"
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		checks["postgres"], ok = err.Error(), false
+	} else {
+		checks["postgres"] = "ok"
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}
+
+// Listen binds the HTTP address; Addr then tells the bound address.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound listener address (after Listen).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx ends, then shuts down gracefully: the listener stops
+// taking requests, in-flight ones finish, the worker stops after its batch.
+func (s *Server) Run(ctx context.Context) error {
+	if s.ln == nil {
+		if err := s.Listen(s.cfg.Env.HTTPAddr); err != nil {
+			return err
+		}
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	if s.keys != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.keys.Run(bg) }()
+	}
+	if s.has(RoleWorker) {
+		wk := pipeline.New(s.queue, s.store, pipeline.Options{
+			BatchSize:    s.cfg.Worker.BatchSize,
+			MaxAttempts:  s.cfg.Worker.MaxAttempts,
+			TrimInterval: s.cfg.Worker.TrimInterval,
+			LeaseTTL:     s.cfg.Worker.LeaseTTL,
+			MaxBackoff:   s.cfg.Worker.MaxBackoff,
+			Logger:       s.log.With("role", RoleWorker),
+		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := wk.Run(bg); err != nil {
+				errc <- fmt.Errorf("worker: %w", err)
+			}
+		}()
+	}
+	if s.cfg.Env.PprofAddr != "" {
+		go s.servePprof(bg)
+	}
+	go func() {
+		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	s.log.Info("eddy serving", "addr", s.Addr(), "roles", strings.Join(s.roles, ","), "shards", s.cfg.Queue.Shards)
+	close(s.ready)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		s.log.Warn("http shutdown", "err", err)
+	}
+	stopBG()
+	wg.Wait()
+	s.Close()
+	return runErr
+}
+
+// Ready is closed once Run is serving.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Close releases connections; safe after a partial New.
+func (s *Server) Close() {
+	s.closed.Do(func() {
+		if s.store != nil {
+			s.store.Close()
+		}
+		if s.rdb != nil {
+			_ = s.rdb.Close()
+		}
+	})
+}
+
+// servePprof serves the runtime profiler on its own address, never on the
+// public listener.
+func (s *Server) servePprof(ctx context.Context) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: s.cfg.Env.PprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	s.log.Info("pprof serving", "addr", s.cfg.Env.PprofAddr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Warn("pprof", "err", err)
+	}
+}
+
+// redisLogger sends go-redis's internal messages to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}
