@@ -180,7 +180,6 @@ var secondaryIndexes = []string{
 	"events_workspace_timestamp_idx",
 	"events_workspace_anonymous_idx",
 	"events_workspace_user_idx",
-	"events_workspace_type_idx",
 	"events_received_at_brin",
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -77,6 +78,7 @@ own EDDY_HTTP_ADDR when they share a machine).`,
 			if err != nil {
 				return err
 			}
+			tuneGC()
 			ctx, stop := signalContext()
 			defer stop()
 			if migrate {
@@ -99,6 +101,19 @@ own EDDY_HTTP_ADDR when they share a machine).`,
 	cmd.Flags().StringVar(&roles, "roles", strings.Join(server.AllRoles, ","), "comma-separated roles to run: collector, worker, api")
 	cmd.Flags().BoolVar(&migrate, "migrate", true, "apply database migrations before serving")
 	return cmd
+}
+
+// defaultGCPercent is the garbage collector's target unless GOGC is set.
+// Eddy's live heap is small (requests and batches in flight) while it
+// allocates fast, so the default of 100 spends a quarter of its CPU in GC;
+// 400 measured 15% less CPU for eddy under saturated load
+// (docs/benchmarks.md) for a heap still in the hundreds of MB.
+const defaultGCPercent = 400
+
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 }
 
 // announce tells a person at the terminal where Eddy is. Write keys are shown
