@@ -1,0 +1,39 @@
+// Command eddy-bench measures Eddy on this machine and writes
+// docs/benchmarks.md. `make bench` runs it after building bin/eddy.
+//
+// It runs Eddy as a separate process, as in production, against the
+// PostgreSQL and Redis in EDDY_DATABASE_URL and EDDY_REDIS_URL, in a
+// database and Redis key prefix of its own that it removes afterwards:
+//
+//  1. collector throughput: `eddy serve --roles collector` alone, loaded with
+//     pre-built Segment batches of 100 events as fast as it acknowledges them;
+//  2. end to end: `eddy serve` (all roles) loaded with realistic shop traffic
+//     from the demo generator, twice: offered more than it can store, to
+//     measure the sustained rate of commits in PostgreSQL (the queue absorbs
+//     the excess); then offered a rate it keeps up with, to measure the
+//     collect→stored latency (loaded_at − received_at) of every event;
+//  3. CPU profiles of the eddy process in phases 1 and 2, whose top
+//     functions go into the report.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+)
+
+func main() {
+	var o options
+	flag.StringVar(&o.binary, "eddy", "bin/eddy", "eddy binary to run")
+	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "report to write")
+	flag.DurationVar(&o.collectorFor, "collector-duration", 20e9, "collector throughput run length")
+	flag.DurationVar(&o.e2eFor, "e2e-duration", 60e9, "end-to-end measured window")
+	flag.Float64Var(&o.e2eRate, "e2e-rate", 45000, "offered events/s in the throughput run (above capacity)")
+	flag.Float64Var(&o.latencyRate, "latency-rate", 20000, "offered events/s in the latency run (below capacity)")
+	flag.IntVar(&o.senders, "senders", 16, "parallel HTTP senders")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "eddy-bench:", err)
+		os.Exit(1)
+	}
+}
