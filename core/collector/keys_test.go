@@ -45,7 +45,7 @@ func TestKeyCacheFollowsTheDatabase(t *testing.T) {
 
 	// Rotate web's key and add app: after a miss, the cache reloads soon.
 	sync("key-web-2", "key-app")
-	eventually(t, "the new keys work", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the new keys work", func() bool {
 		_, web2 := kc.Lookup("key-web-2")
 		_, app := kc.Lookup("key-app")
 		return web2 && app
@@ -65,7 +65,7 @@ func TestKeyCacheFollowsTheDatabase(t *testing.T) {
 		t.Fatal("key-app is not known before its revocation")
 	}
 	sync("key-web-2")
-	eventually(t, "the removed source's key stops working", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the removed source's key stops working", func() bool {
 		_, ok := periodic.Lookup("key-app")
 		return !ok
 	})
@@ -77,16 +77,5 @@ func TestKeyCacheFollowsTheDatabase(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if _, ok := kc.Lookup("key-web-2"); !ok {
 		t.Fatal("a failed reload dropped the known keys")
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

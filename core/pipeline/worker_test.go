@@ -126,7 +126,7 @@ func TestPoisonMessageIsDeadLetteredAndReplayable(t *testing.T) {
 		}
 	}()
 
-	waitFor(t, 30*time.Second, "5 stored and 1 dead letter", func() bool {
+	testenv.Eventually(t, 30*time.Second, "5 stored and 1 dead letter", func() bool {
 		n, _ := q.DeadLetterCount(ctx, Group)
 		return countEvents(t, st) == 5 && n == 1
 	})
@@ -143,7 +143,7 @@ func TestPoisonMessageIsDeadLetteredAndReplayable(t *testing.T) {
 	}
 	// Replayed, it fails again and returns to the dead-letter stream; the
 	// stored events are not doubled.
-	waitFor(t, 30*time.Second, "the replayed poison back in the DLQ", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the replayed poison back in the DLQ", func() bool {
 		d, _ := q.DeadLetters(ctx, Group, "", 10)
 		return len(d) == 1 && d[0].ID != dead[0].ID
 	})
@@ -157,15 +157,4 @@ func countEvents(t *testing.T, st *store.Store) int {
 	var n int
 	testenv.Must(t, st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&n), "count")
 	return n
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -33,7 +33,7 @@ func TestConsumeDeliversEverythingInShardOrder(t *testing.T) {
 	for i := 500; i < len(entries); i += 100 {
 		testenv.Must(t, q.Enqueue(ctx, entries[i:i+100]), "enqueue batch at %d", i)
 	}
-	waitFor(t, 10*time.Second, "all entries consumed", func() bool { return rec.count() >= len(entries) })
+	testenv.Eventually(t, 10*time.Second, "all entries consumed", func() bool { return rec.count() >= len(entries) })
 
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -97,7 +97,7 @@ func TestHandlerErrorRedeliversSameBatch(t *testing.T) {
 		rec.record(b)
 		return nil, nil
 	})
-	waitFor(t, 10*time.Second, "all entries consumed", func() bool { return rec.count() >= len(entries) })
+	testenv.Eventually(t, 10*time.Second, "all entries consumed", func() bool { return rec.count() >= len(entries) })
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -151,7 +151,7 @@ func TestNewConsumerTakesOverDeadConsumersEntries(t *testing.T) {
 		rec.record(b)
 		return nil, nil
 	})
-	waitFor(t, 10*time.Second, "all entries consumed", func() bool { return rec.count() >= len(entries) })
+	testenv.Eventually(t, 10*time.Second, "all entries consumed", func() bool { return rec.count() >= len(entries) })
 	time.Sleep(100 * time.Millisecond) // let a stray duplicate show up
 
 	mu.Lock()
@@ -267,7 +267,7 @@ func TestConsumersSplitShardsAndTakeOverOnExit(t *testing.T) {
 			t.Fatalf("round entries cover %d shards, want all %d", len(covered), shards)
 		}
 		enqueue(name, 200)
-		waitFor(t, 10*time.Second, name+" consumed", consumed)
+		testenv.Eventually(t, 10*time.Second, name+" consumed", consumed)
 	}
 
 	// Background traffic, so that consumers are busy while shards move.
@@ -294,11 +294,11 @@ func TestConsumersSplitShardsAndTakeOverOnExit(t *testing.T) {
 	}()
 
 	stopA := startConsumer(t, q, fastOptions(t, "store", "A"), own.handler("A"))
-	waitFor(t, 5*time.Second, "A owning every shard", func() bool { return countOwned(leaseOwners(t, q, "store"), "A") == shards })
+	testenv.Eventually(t, 5*time.Second, "A owning every shard", func() bool { return countOwned(leaseOwners(t, q, "store"), "A") == shards })
 	round("r0")
 
 	startConsumer(t, q, fastOptions(t, "store", "B"), own.handler("B"))
-	waitFor(t, 5*time.Second, "A and B owning half the shards each", func() bool {
+	testenv.Eventually(t, 5*time.Second, "A and B owning half the shards each", func() bool {
 		o := leaseOwners(t, q, "store")
 		return countOwned(o, "A") == shards/2 && countOwned(o, "B") == shards/2
 	})
@@ -316,7 +316,7 @@ func TestConsumersSplitShardsAndTakeOverOnExit(t *testing.T) {
 	}
 
 	stopA()
-	waitFor(t, 5*time.Second, "B owning every shard after A stopped", func() bool {
+	testenv.Eventually(t, 5*time.Second, "B owning every shard after A stopped", func() bool {
 		return countOwned(leaseOwners(t, q, "store"), "B") == shards
 	})
 	own.reset()
@@ -328,7 +328,7 @@ func TestConsumersSplitShardsAndTakeOverOnExit(t *testing.T) {
 
 	close(stopTraffic)
 	<-trafficDone
-	waitFor(t, 10*time.Second, "all traffic consumed", consumed)
+	testenv.Eventually(t, 10*time.Second, "all traffic consumed", consumed)
 	time.Sleep(100 * time.Millisecond) // let a stray duplicate show up
 
 	own.mu.Lock()
@@ -425,7 +425,7 @@ func TestConsumeResumesAfterRedisOutage(t *testing.T) {
 		rec.record(b)
 		return nil, nil
 	})
-	waitFor(t, 10*time.Second, "entries before the outage consumed", func() bool { return rec.count() >= 200 })
+	testenv.Eventually(t, 10*time.Second, "entries before the outage consumed", func() bool { return rec.count() >= 200 })
 
 	proxy.Cut()
 	testenv.Must(t, q.Enqueue(ctx, entries[200:400]), "enqueue during outage")
@@ -435,7 +435,7 @@ func TestConsumeResumesAfterRedisOutage(t *testing.T) {
 		t.Fatalf("%d entries consumed while Redis was unreachable, want 200", n)
 	}
 	proxy.Restore()
-	waitFor(t, 10*time.Second, "entries after the outage consumed", func() bool { return rec.count() >= len(entries) })
+	testenv.Eventually(t, 10*time.Second, "entries after the outage consumed", func() bool { return rec.count() >= len(entries) })
 
 	rec.mu.Lock()
 	defer rec.mu.Unlock()

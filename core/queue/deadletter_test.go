@@ -54,7 +54,7 @@ func TestDeadLettersAreListedAndReplayed(t *testing.T) {
 		testenv.Must(t, err, "dead letter count")
 		return n
 	}
-	waitFor(t, 10*time.Second, "good entries consumed and 3 dead letters", func() bool {
+	testenv.Eventually(t, 10*time.Second, "good entries consumed and 3 dead letters", func() bool {
 		return rec.count() == len(entries)-len(bad) && deadCount() == 3
 	})
 
@@ -109,7 +109,7 @@ func TestDeadLettersAreListedAndReplayed(t *testing.T) {
 	if n != 1 {
 		t.Errorf("Replay(m-7, unknown id) moved %d, want 1", n)
 	}
-	waitFor(t, 5*time.Second, "m-7 consumed again", func() bool {
+	testenv.Eventually(t, 5*time.Second, "m-7 consumed again", func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		return rec.seen["m-7"] == 1
@@ -124,7 +124,7 @@ func TestDeadLettersAreListedAndReplayed(t *testing.T) {
 	if n != 2 {
 		t.Errorf("Replay(all) moved %d, want 2", n)
 	}
-	waitFor(t, 5*time.Second, "m-21 and the junk entry consumed again", func() bool {
+	testenv.Eventually(t, 5*time.Second, "m-21 and the junk entry consumed again", func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		mu.Lock()

@@ -95,18 +95,6 @@ func testEntries(n, visitors int) []event.Entry {
 	return out
 }
 
-// waitFor polls cond every 10ms until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // leaseOwners returns the holder of each shard's lease ("" for none).
 func leaseOwners(t *testing.T, q *Queue, group string) []string {
 	t.Helper()
