@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/eddy-cdp/eddy/core/config"
 )
 
 // benchBatch is a /v1/batch body of n realistic ~450-byte events.
@@ -25,7 +28,7 @@ func benchBatch(n int) []byte {
 
 func BenchmarkParseBatch100(b *testing.B) {
 	body := benchBatch(100)
-	l := limits{maxEventBytes: 32 << 10, maxBatchMessages: 2500, maxDepth: 32, maxKeys: 1000, maxFutureSkew: 3600e9}
+	l := config.Collector{MaxEventBytes: 32 << 10, MaxBatchMessages: 2500, MaxDepth: 32, MaxKeys: 1000, MaxFutureSkew: time.Hour}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -49,7 +49,6 @@ type Collector struct {
 	queue   Enqueuer
 	keys    Keys
 	cfg     config.Collector
-	limits  limits
 	logger  *slog.Logger
 	now     func() time.Time
 	bufs    sync.Pool // *bytes.Buffer for request bodies
@@ -60,16 +59,9 @@ type Collector struct {
 // New returns a collector writing to queue and authenticating with keys.
 func New(queue Enqueuer, keys Keys, cfg config.Collector, logger *slog.Logger) *Collector {
 	return &Collector{
-		queue: queue,
-		keys:  keys,
-		cfg:   cfg,
-		limits: limits{
-			maxEventBytes:    cfg.MaxEventBytes,
-			maxBatchMessages: cfg.MaxBatchMessages,
-			maxDepth:         cfg.MaxDepth,
-			maxKeys:          cfg.MaxKeys,
-			maxFutureSkew:    cfg.MaxFutureSkew,
-		},
+		queue:   queue,
+		keys:    keys,
+		cfg:     cfg,
 		logger:  logger,
 		now:     time.Now,
 		bufs:    sync.Pool{New: func() any { return new(bytes.Buffer) }},
@@ -141,7 +133,7 @@ func (c *Collector) serve(g *gin.Context, call string) int {
 	}
 
 	now := c.now().UTC().Truncate(time.Microsecond)
-	req := parseRequest(call, body, now, c.limits)
+	req := parseRequest(call, body, now, c.cfg)
 
 	if !authed {
 		if req.writeKey == "" {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/eddy-cdp/eddy/core/config"
 	"github.com/eddy-cdp/eddy/core/event"
 )
 
@@ -55,19 +56,10 @@ type request struct {
 	problems []Problem
 }
 
-// limits are the bounds a request is checked against.
-type limits struct {
-	maxEventBytes    int
-	maxBatchMessages int
-	maxDepth         int
-	maxKeys          int
-	maxFutureSkew    time.Duration
-}
-
 // parseRequest validates the body of a call of the given type ("batch" for
 // /v1/batch) received at now. A problem with the request as a whole is
 // returned as a Problem with Index -1.
-func parseRequest(typ string, body []byte, now time.Time, l limits) request {
+func parseRequest(typ string, body []byte, now time.Time, l config.Collector) request {
 	var req request
 	if typ != "batch" {
 		req.entries = make([]event.Entry, 0, 1)
@@ -97,8 +89,8 @@ func parseRequest(typ string, body []byte, now time.Time, l limits) request {
 	case len(env.Batch) == 0:
 		req.problems = append(req.problems, Problem{-1, "empty_batch", `"batch" is empty`})
 		return req
-	case len(env.Batch) > l.maxBatchMessages:
-		req.problems = append(req.problems, Problem{-1, "too_many_messages", fmt.Sprintf("a batch holds at most %d messages, got %d", l.maxBatchMessages, len(env.Batch))})
+	case len(env.Batch) > l.MaxBatchMessages:
+		req.problems = append(req.problems, Problem{-1, "too_many_messages", fmt.Sprintf("a batch holds at most %d messages, got %d", l.MaxBatchMessages, len(env.Batch))})
 		return req
 	}
 	if !isObjectOrNull(env.Context) {
@@ -139,18 +131,18 @@ type parsedMessage struct {
 
 // parseMessage validates one message. typ is the call type from the path, or
 // "" inside a batch, where the message's own type field says it.
-func parseMessage(typ string, raw []byte, batchSentAt, now time.Time, l limits) (parsedMessage, *Problem) {
+func parseMessage(typ string, raw []byte, batchSentAt, now time.Time, l config.Collector) (parsedMessage, *Problem) {
 	var m parsedMessage
 	bad := func(reason, format string, args ...any) (parsedMessage, *Problem) {
 		return m, &Problem{Reason: reason, Message: fmt.Sprintf(format, args...)}
 	}
-	if len(raw) > l.maxEventBytes {
-		return bad("event_too_large", "message is %d bytes; the limit is %d", len(raw), l.maxEventBytes)
+	if len(raw) > l.MaxEventBytes {
+		return bad("event_too_large", "message is %d bytes; the limit is %d", len(raw), l.MaxEventBytes)
 	}
 	if len(raw) == 0 || raw[0] != '{' {
 		return bad("invalid_json", "a message must be a JSON object")
 	}
-	if err := checkStructure(raw, l.maxDepth, l.maxKeys); err != nil {
+	if err := checkStructure(raw, l.MaxDepth, l.MaxKeys); err != nil {
 		se := err.(*structureError)
 		return bad(se.reason, "%s", se.msg)
 	}
@@ -197,7 +189,7 @@ func parseMessage(typ string, raw []byte, batchSentAt, now time.Time, l limits) 
 		}
 	}
 
-	ts, p := eventTime(m.Message, batchSentAt, now, l.maxFutureSkew)
+	ts, p := eventTime(m.Message, batchSentAt, now, l.MaxFutureSkew)
 	if p != nil {
 		return m, p
 	}

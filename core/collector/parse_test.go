@@ -5,9 +5,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eddy-cdp/eddy/core/config"
 )
 
-var testLimits = limits{maxEventBytes: 32 << 10, maxBatchMessages: 100, maxDepth: 8, maxKeys: 50, maxFutureSkew: time.Hour}
+var testLimits = config.Collector{MaxEventBytes: 32 << 10, MaxBatchMessages: 100, MaxDepth: 8, MaxKeys: 50, MaxFutureSkew: time.Hour}
 
 var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
@@ -64,7 +66,7 @@ func TestParseRequestRefusesBadMessages(t *testing.T) {
 }
 
 func TestParseRequestBatchTooManyMessages(t *testing.T) {
-	msgs := make([]string, testLimits.maxBatchMessages+1)
+	msgs := make([]string, testLimits.MaxBatchMessages+1)
 	for i := range msgs {
 		msgs[i] = `{"type":"page","userId":"u"}`
 	}
