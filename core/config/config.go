@@ -156,7 +156,7 @@ func Parse(path string, data []byte, lookup LookupEnv) (*Config, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	env, err := loadEnv(lookup)
+	env, err := LoadEnv(lookup)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +174,9 @@ func Parse(path string, data []byte, lookup LookupEnv) (*Config, error) {
 	return cfg, nil
 }
 
-func loadEnv(lookup LookupEnv) (Env, error) {
+// LoadEnv reads and checks the EDDY_* environment settings alone, for
+// commands that need no configuration file.
+func LoadEnv(lookup LookupEnv) (Env, error) {
 	get := func(name, def string) string {
 		if v, ok := lookup(name); ok && v != "" {
 			return v

@@ -21,10 +21,6 @@ var (
 		Name: "eddy_worker_duplicates_total",
 		Help: "Events skipped because the same workspace and messageId were already stored (client retries, redeliveries).",
 	})
-	deadLettered = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "eddy_worker_dead_lettered_total",
-		Help: "Messages moved to the dead-letter stream.",
-	})
 	storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eddy_worker_store_errors_total",
 		Help: "Failed batch commits: unavailable (retried whole) or rejected (rows isolated).",
@@ -38,7 +34,7 @@ var (
 
 // RegisterMetrics registers the worker's metrics with reg.
 func RegisterMetrics(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{batchSize, storeSeconds, storedTotal, duplicatesTotal, deadLettered, storeErrors, endToEnd} {
+	for _, c := range []prometheus.Collector{batchSize, storeSeconds, storedTotal, duplicatesTotal, storeErrors, endToEnd} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -142,13 +142,11 @@ func (wk *Worker) Handle(ctx context.Context, b queue.Batch) ([]queue.DeadLetter
 	}
 	batchSize.Observe(float64(len(rows)))
 	if len(rows) == 0 {
-		deadLettered.Add(float64(len(dead)))
 		return dead, nil
 	}
 	err := wk.insert(ctx, rows)
 	if err == nil {
 		observeStored(rows)
-		deadLettered.Add(float64(len(dead)))
 		return dead, nil
 	}
 	if !store.IsDataError(err) {
@@ -161,9 +159,8 @@ func (wk *Worker) Handle(ctx context.Context, b queue.Batch) ([]queue.DeadLetter
 	if err != nil {
 		return nil, err
 	}
-	dead = append(dead, more...)
-	deadLettered.Add(float64(len(dead)))
-	return dead, nil
+	// The queue counts dead letters (eddy_queue_dead_lettered_total).
+	return append(dead, more...), nil
 }
 
 // isolate stores rows one by one; a row the database keeps refusing after

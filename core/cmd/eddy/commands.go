@@ -154,7 +154,7 @@ func migrateCmd() *cobra.Command {
 		Use:   "migrate",
 		Short: "Create the database if missing and apply migrations",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := envOnly()
+			env, err := config.LoadEnv(os.LookupEnv)
 			if err != nil {
 				return err
 			}
@@ -167,15 +167,6 @@ func migrateCmd() *cobra.Command {
 			return nil
 		},
 	}
-}
-
-// envOnly reads the environment settings without requiring the file.
-func envOnly() (config.Env, error) {
-	cfg, err := config.Parse("(environment)", []byte("version: 1\n"), os.LookupEnv)
-	if err != nil {
-		return config.Env{}, err
-	}
-	return cfg.Env, nil
 }
 
 func demoCmd() *cobra.Command {
@@ -231,38 +222,9 @@ func dlqCmd() *cobra.Command {
 			if limit < 1 || limit > 10000 {
 				return fmt.Errorf("--limit must be between 1 and 10000, got %d", limit)
 			}
-			q, closeQ, err := openQueue()
-			if err != nil {
-				return err
-			}
-			defer closeQ()
-			ctx, stop := signalContext()
-			defer stop()
-			total, err := q.DeadLetterCount(ctx, group)
-			if err != nil {
-				return err
-			}
-			entries, err := q.DeadLetters(ctx, group, after, limit)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				for _, d := range entries {
-					if err := enc.Encode(deadJSON(d)); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			fmt.Printf("%d dead-lettered message(s) in group %q\n", total, group)
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "DLQ ID\tSHARD\tMESSAGE ID\tWORKSPACE\tTYPE\tFAILED AT\tREASON")
-			for _, d := range entries {
-				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Shard, d.Entry.MessageID, d.Entry.WorkspaceID,
-					d.Entry.Type, d.FailedAt.UTC().Format(time.RFC3339), oneLine(d.Reason))
-			}
-			return w.Flush()
+			return withQueue(func(ctx context.Context, q *queue.Queue) error {
+				return listDeadLetters(ctx, q, group, after, limit, asJSON)
+			})
 		},
 	}
 	list.Flags().IntVar(&limit, "limit", 50, "most entries to show (1..10000)")
@@ -277,27 +239,50 @@ func dlqCmd() *cobra.Command {
 			if all == (len(ids) > 0) {
 				return fmt.Errorf("give DLQ ids to replay, or --all (not both)")
 			}
-			q, closeQ, err := openQueue()
-			if err != nil {
-				return err
-			}
-			defer closeQ()
-			ctx, stop := signalContext()
-			defer stop()
-			n, err := q.Replay(ctx, group, ids)
-			if err != nil {
-				return err
-			}
-			fmt.Printf("replayed %d message(s)\n", n)
-			if !all && n < len(ids) {
-				return fmt.Errorf("%d of the given ids were not in the dead-letter stream", len(ids)-n)
-			}
-			return nil
+			return withQueue(func(ctx context.Context, q *queue.Queue) error {
+				n, err := q.Replay(ctx, group, ids)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("replayed %d message(s)\n", n)
+				if !all && n < len(ids) {
+					return fmt.Errorf("%d of the given ids were not in the dead-letter stream", len(ids)-n)
+				}
+				return nil
+			})
 		},
 	}
 	replay.Flags().BoolVar(&all, "all", false, "replay every dead-lettered message")
 	cmd.AddCommand(list, replay)
 	return cmd
+}
+
+func listDeadLetters(ctx context.Context, q *queue.Queue, group, after string, limit int, asJSON bool) error {
+	total, err := q.DeadLetterCount(ctx, group)
+	if err != nil {
+		return err
+	}
+	entries, err := q.DeadLetters(ctx, group, after, limit)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		for _, d := range entries {
+			if err := enc.Encode(deadJSON(d)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fmt.Printf("%d dead-lettered message(s) in group %q\n", total, group)
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "DLQ ID\tSHARD\tMESSAGE ID\tWORKSPACE\tTYPE\tFAILED AT\tREASON")
+	for _, d := range entries {
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Shard, d.Entry.MessageID, d.Entry.WorkspaceID,
+			d.Entry.Type, d.FailedAt.UTC().Format(time.RFC3339), oneLine(d.Reason))
+	}
+	return w.Flush()
 }
 
 func oneLine(s string) string {
@@ -317,22 +302,26 @@ func deadJSON(d queue.DeadEntry) map[string]any {
 	}
 }
 
-func openQueue() (*queue.Queue, func(), error) {
+// withQueue runs f with the configured queue and a context cancelled by
+// SIGINT or SIGTERM.
+func withQueue(f func(ctx context.Context, q *queue.Queue) error) error {
 	cfg, _, err := loadConfig()
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	opts, err := redis.ParseURL(cfg.Env.RedisURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("EDDY_REDIS_URL: %w", err)
+		return fmt.Errorf("EDDY_REDIS_URL: %w", err)
 	}
 	rdb := redis.NewClient(opts)
+	defer rdb.Close()
 	q, err := queue.New(rdb, queue.Options{Prefix: cfg.Queue.Prefix, Shards: cfg.Queue.Shards})
 	if err != nil {
-		rdb.Close()
-		return nil, nil, err
+		return err
 	}
-	return q, func() { rdb.Close() }, nil
+	ctx, stop := signalContext()
+	defer stop()
+	return f(ctx, q)
 }
 
 func versionCmd() *cobra.Command {
