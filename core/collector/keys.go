@@ -82,7 +82,7 @@ func (k *KeyCache) Run(ctx context.Context) {
 
 // Lookup finds the source a write key belongs to.
 func (k *KeyCache) Lookup(writeKey string) (Source, bool) {
-	src, ok := (*k.keys.Load())[store.HashWriteKey(writeKey)]
+	src, ok := (*k.keys.Load())[store.HashSecret(writeKey)]
 	if !ok {
 		now := time.Now().UnixNano()
 		last := k.lastReload.Load()

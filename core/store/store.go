@@ -55,7 +55,7 @@
 //
 // [Store.SyncWorkspaces] applies the plugins.yaml view of workspaces and sources
 // (rows marked managed); [Store.SourceKeys] lists the write keys the collector
-// accepts. Write keys are stored only hashed ([HashWriteKey]).
+// accepts. Write keys are stored only hashed ([HashSecret]).
 package store
 
 import (

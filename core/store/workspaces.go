@@ -1,19 +1,26 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eddy-cdp/eddy/core/auth"
 )
 
 // WorkspaceSpec is a workspace as plugins.yaml declares it.
 type WorkspaceSpec struct {
 	// Slug identifies the workspace; Name is for display.
 	Slug, Name string
+	// Organization is the slug of the organization the workspace belongs to;
+	// it is created (managed) when missing. "" means "default".
+	Organization string
 	// Sources are the workspace's sources.
 	Sources []SourceSpec
 }
@@ -26,24 +33,33 @@ type SourceSpec struct {
 	WriteKey string
 }
 
+// DefaultOrganization is the slug of the organization that plugins.yaml
+// workspaces belong to unless they name another.
+const DefaultOrganization = "default"
+
 // SourceKey is a write key the collector accepts, and where it leads.
 type SourceKey struct {
-	// KeyHash is the write key's HashWriteKey.
+	// KeyHash is the write key's HashSecret.
 	KeyHash string
 	// WorkspaceID and SourceID are UUIDs.
 	WorkspaceID, WorkspaceSlug, SourceID, SourceSlug string
 }
 
-// HashWriteKey returns the hex SHA-256 of a write key, the form in which
-// write keys are stored and looked up.
-func HashWriteKey(key string) string {
+// HashSecret returns the hex SHA-256 of a secret: the form in which write
+// keys, API keys and tokens are stored and looked up. A fast hash is right for
+// them (not for passwords): they are long and random, so no guessing helps.
+func HashSecret(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])
 }
 
 // writeKeyPrefix returns the few leading characters of a write key kept for
-// display: six, or fewer for a short key so that most of it stays secret.
+// display: for a key Eddy issued, its prefix and four random characters;
+// otherwise six, or fewer for a short key so that most of it stays secret.
 func writeKeyPrefix(key string) string {
+	if p := auth.DisplayPrefix(key); p != "" {
+		return p
+	}
 	return key[:min(6, len(key)/4)]
 }
 
@@ -105,14 +121,15 @@ func syncWorkspaces(ctx context.Context, tx pgx.Tx, specs []WorkspaceSpec) error
 		return err
 	}
 
-	var wsSlugs, wsNames []string
+	var wsSlugs, wsNames, wsOrgs []string
 	var srcWorkspaces, srcSlugs, srcNames, srcHashes, srcPrefixes []string
 	owner := make(map[string]string) // key hash -> "workspace/source"
 	for _, w := range specs {
 		wsSlugs = append(wsSlugs, w.Slug)
 		wsNames = append(wsNames, w.Name)
+		wsOrgs = append(wsOrgs, cmp.Or(w.Organization, DefaultOrganization))
 		for _, src := range w.Sources {
-			hash := HashWriteKey(src.WriteKey)
+			hash := HashSecret(src.WriteKey)
 			srcWorkspaces = append(srcWorkspaces, w.Slug)
 			srcSlugs = append(srcSlugs, src.Slug)
 			srcNames = append(srcNames, src.Name)
@@ -123,12 +140,23 @@ func syncWorkspaces(ctx context.Context, tx pgx.Tx, specs []WorkspaceSpec) error
 	}
 
 	_, err := tx.Exec(ctx, `
-		INSERT INTO workspaces (slug, name, managed)
-		SELECT slug, name, true FROM unnest($1::text[], $2::text[]) AS w(slug, name)
+		INSERT INTO organizations (slug, name, managed)
+		SELECT DISTINCT slug, initcap(slug), true FROM unnest($1::text[]) AS o(slug)
+		ON CONFLICT (slug) DO NOTHING`, wsOrgs)
+	if err != nil {
+		return fmt.Errorf("create organizations: %w", err)
+	}
+	_, err = tx.Exec(ctx, `
+		INSERT INTO workspaces (slug, name, managed, organization_id)
+		SELECT w.slug, w.name, true, o.id
+		FROM unnest($1::text[], $2::text[], $3::text[]) AS w(slug, name, org)
+		JOIN organizations o ON o.slug = w.org
 		ON CONFLICT (slug) DO UPDATE
-		SET name = excluded.name, managed = true, updated_at = now()
-		WHERE (workspaces.name, workspaces.managed) IS DISTINCT FROM (excluded.name, true)`,
-		wsSlugs, wsNames)
+		SET name = excluded.name, managed = true, organization_id = excluded.organization_id,
+		    deleted_at = NULL, updated_at = now()
+		WHERE (workspaces.name, workspaces.managed, workspaces.organization_id, workspaces.deleted_at)
+		      IS DISTINCT FROM (excluded.name, true, excluded.organization_id, NULL::timestamptz)`,
+		wsSlugs, wsNames, wsOrgs)
 	if err != nil {
 		return fmt.Errorf("upsert workspaces: %w", err)
 	}
@@ -195,7 +223,7 @@ func (s *Store) SourceKeys(ctx context.Context) ([]SourceKey, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT s.write_key_hash, w.id::text, w.slug, s.id::text, s.slug
 		FROM sources s JOIN workspaces w ON w.id = s.workspace_id
-		WHERE s.revoked_at IS NULL
+		WHERE s.revoked_at IS NULL AND w.deleted_at IS NULL
 		ORDER BY w.slug, s.slug`)
 	if err != nil {
 		return nil, fmt.Errorf("source keys: %w", err)
@@ -205,4 +233,146 @@ func (s *Store) SourceKeys(ctx context.Context) ([]SourceKey, error) {
 		return nil, fmt.Errorf("source keys: %w", err)
 	}
 	return keys, nil
+}
+
+// Settings are a workspace's settings.
+type Settings struct {
+	// Timezone is an IANA time zone name, e.g. "Europe/Paris".
+	Timezone string `json:"timezone"`
+	// Currency is an ISO 4217 code, e.g. "EUR".
+	Currency string `json:"currency"`
+	// SessionTimeoutMinutes is the inactivity after which a visit ends.
+	SessionTimeoutMinutes int `json:"session_timeout_minutes"`
+}
+
+// Workspace is a workspace: where a customer's data lives.
+type Workspace struct {
+	// ID and OrgID are UUIDs; Slug and OrgSlug the ids the API shows.
+	ID, Slug, OrgID, OrgSlug, Name string
+	Managed                        bool
+	Settings                       Settings
+	CreatedAt, UpdatedAt           time.Time
+}
+
+const workspaceSelect = `
+	SELECT w.id::text, w.slug, o.id::text, o.slug, w.name, w.managed,
+	       w.timezone, w.currency, w.session_timeout_minutes, w.created_at, w.updated_at
+	FROM workspaces w JOIN organizations o ON o.id = w.organization_id
+	WHERE w.deleted_at IS NULL`
+
+func scanWorkspace(row pgx.Row) (Workspace, error) {
+	var w Workspace
+	err := row.Scan(&w.ID, &w.Slug, &w.OrgID, &w.OrgSlug, &w.Name, &w.Managed,
+		&w.Settings.Timezone, &w.Settings.Currency, &w.Settings.SessionTimeoutMinutes, &w.CreatedAt, &w.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return w, ErrNotFound
+	}
+	return w, err
+}
+
+// WorkspaceBySlug returns a live (not deleted) workspace by its slug, whoever
+// asks: callers check access.
+func (s *Store) WorkspaceBySlug(ctx context.Context, slug string) (Workspace, error) {
+	w, err := scanWorkspace(s.pool.QueryRow(ctx, workspaceSelect+` AND w.slug = $1`, slug))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return w, fmt.Errorf("workspace %s: %w", slug, err)
+	}
+	return w, err
+}
+
+// Workspaces lists an organization's live workspaces by slug.
+func (s *Store) Workspaces(ctx context.Context, orgID string, p Page) ([]Workspace, error) {
+	rows, err := s.pool.Query(ctx, workspaceSelect+` AND w.organization_id = $1 AND w.slug > $2 ORDER BY w.slug LIMIT $3`,
+		orgID, p.After, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("workspaces: %w", err)
+	}
+	return collect(rows, scanWorkspace, "workspaces")
+}
+
+// CreateWorkspace creates a workspace in an organization. A slug in use (even
+// by a deleted workspace, whose data may remain) is a ConflictError.
+func (s *Store) CreateWorkspace(ctx context.Context, who Change, org Organization, slug, name string, st Settings) (Workspace, error) {
+	var w Workspace
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var id string
+		err := tx.QueryRow(ctx, `
+			INSERT INTO workspaces (slug, name, organization_id, timezone, currency, session_timeout_minutes)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id::text`,
+			slug, name, org.ID, st.Timezone, st.Currency, st.SessionTimeoutMinutes).Scan(&id)
+		if isUniqueViolation(err, "workspaces_slug_key") {
+			return conflict("workspace id %q is taken", slug)
+		}
+		if err != nil {
+			return err
+		}
+		if w, err = scanWorkspace(tx.QueryRow(ctx, workspaceSelect+` AND w.id = $1`, id)); err != nil {
+			return err
+		}
+		return s.writeAudit(ctx, tx, who, audit{orgID: org.ID, action: "workspace.create", targetType: "workspace",
+			targetID: slug, workspace: slug, after: workspaceAudit(w)})
+	})
+	if err != nil {
+		return w, fmt.Errorf("create workspace: %w", err)
+	}
+	return w, nil
+}
+
+func workspaceAudit(w Workspace) map[string]any {
+	return map[string]any{"name": w.Name, "settings": w.Settings}
+}
+
+// UpdateWorkspace replaces a workspace's name and settings. A managed
+// workspace's name comes from plugins.yaml: changing it is a ConflictError.
+func (s *Store) UpdateWorkspace(ctx context.Context, who Change, w Workspace, name string, st Settings) (Workspace, error) {
+	if w.Managed && name != w.Name {
+		return w, conflict("workspace %s is declared in plugins.yaml; change its name there", w.Slug)
+	}
+	var out Workspace
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = scanWorkspace(tx.QueryRow(ctx, `
+			WITH u AS (
+			    UPDATE workspaces SET name = $2, timezone = $3, currency = $4, session_timeout_minutes = $5, updated_at = now()
+			    WHERE id = $1 AND deleted_at IS NULL
+			    RETURNING *
+			)
+			SELECT u.id::text, u.slug, o.id::text, o.slug, u.name, u.managed,
+			       u.timezone, u.currency, u.session_timeout_minutes, u.created_at, u.updated_at
+			FROM u JOIN organizations o ON o.id = u.organization_id`,
+			w.ID, name, st.Timezone, st.Currency, st.SessionTimeoutMinutes))
+		if err != nil {
+			return err
+		}
+		return s.writeAudit(ctx, tx, who, audit{orgID: w.OrgID, action: "workspace.update", targetType: "workspace",
+			targetID: w.Slug, workspace: w.Slug, before: workspaceAudit(w), after: workspaceAudit(out)})
+	})
+	if err != nil {
+		return w, fmt.Errorf("update workspace: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteWorkspace deletes a workspace: it disappears from the API and its
+// write keys and API keys stop working at once. Its stored data stays until
+// purged. A managed workspace is a ConflictError.
+func (s *Store) DeleteWorkspace(ctx context.Context, who Change, w Workspace) error {
+	if w.Managed {
+		return conflict("workspace %s is declared in plugins.yaml; remove it there", w.Slug)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE workspaces SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL`, w.ID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		return s.writeAudit(ctx, tx, who, audit{orgID: w.OrgID, action: "workspace.delete", targetType: "workspace",
+			targetID: w.Slug, workspace: w.Slug, before: workspaceAudit(w)})
+	})
+	if err != nil {
+		return fmt.Errorf("delete workspace: %w", err)
+	}
+	return nil
 }

@@ -114,7 +114,7 @@ func TestSyncWorkspacesIsIdempotent(t *testing.T) {
 		t.Errorf("source keys changed:\n before %+v\n after  %+v", firstKeys, got)
 	}
 	web := first["acme/web"]
-	if web.Hash != store.HashWriteKey("wk_acme_web_0123456789abcdef0123") || web.Prefix != "wk_acm" || web.Name != "Website" {
+	if web.Hash != store.HashSecret("wk_acme_web_0123456789abcdef0123") || web.Prefix != "wk_acm" || web.Name != "Website" {
 		t.Errorf("acme/web stored as %+v; want the key's hash, prefix wk_acm and name Website", web)
 	}
 	var wsName string
@@ -140,14 +140,14 @@ func TestSyncWorkspacesRotatesWriteKeys(t *testing.T) {
 	if web.ID != before["acme/web"].ID {
 		t.Errorf("rotation changed the source id from %s to %s", before["acme/web"].ID, web.ID)
 	}
-	if web.Hash != store.HashWriteKey("wk_rotated_web_9876543210fedcba") || web.Prefix != "wk_rot" {
+	if web.Hash != store.HashSecret("wk_rotated_web_9876543210fedcba") || web.Prefix != "wk_rot" {
 		t.Errorf("after rotation acme/web has hash %s prefix %s; want the new key's", web.Hash, web.Prefix)
 	}
 	if !web.UpdatedAt.After(before["acme/web"].UpdatedAt) {
 		t.Errorf("rotation left updated_at at %v", web.UpdatedAt)
 	}
 	for _, k := range keys(t, s) {
-		if k.KeyHash == store.HashWriteKey(baseSpecs[0].Sources[0].WriteKey) {
+		if k.KeyHash == store.HashSecret(baseSpecs[0].Sources[0].WriteKey) {
 			t.Errorf("the old write key is still accepted: %+v", k)
 		}
 	}
@@ -164,7 +164,7 @@ func TestSyncWorkspacesRevokesAndRestoresSources(t *testing.T) {
 	// An unmanaged source (created through the API, say) is not plugins.yaml's.
 	_, err := s.Pool().Exec(context.Background(), `
 		INSERT INTO sources (workspace_id, slug, name, write_key_hash, write_key_prefix)
-		SELECT id, 'manual', 'Manual', $1, 'man' FROM workspaces WHERE slug = 'acme'`, store.HashWriteKey("manual-key"))
+		SELECT id, 'manual', 'Manual', $1, 'man' FROM workspaces WHERE slug = 'acme'`, store.HashSecret("manual-key"))
 	testenv.Must(t, err, "insert unmanaged source")
 
 	syncSpecs(t, s, withAcmeSources(baseSpecs[0].Sources[1])) // acme/web removed
@@ -210,7 +210,7 @@ func TestSyncWorkspacesMovesWriteKeys(t *testing.T) {
 	web.WriteKey, ios.WriteKey = ios.WriteKey, web.WriteKey
 	syncSpecs(t, s, withAcmeSources(web, ios))
 	rows := readSources(t, s)
-	if rows["acme/web"].Hash != store.HashWriteKey(web.WriteKey) || rows["acme/ios"].Hash != store.HashWriteKey(ios.WriteKey) {
+	if rows["acme/web"].Hash != store.HashSecret(web.WriteKey) || rows["acme/ios"].Hash != store.HashSecret(ios.WriteKey) {
 		t.Errorf("after swapping keys: web %s, ios %s; want them swapped", rows["acme/web"].Hash, rows["acme/ios"].Hash)
 	}
 
@@ -274,14 +274,14 @@ func TestSyncWorkspacesConcurrently(t *testing.T) {
 	}
 }
 
-func TestHashWriteKey(t *testing.T) {
+func TestHashSecret(t *testing.T) {
 	tests := []struct{ key, want string }{
 		{"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
 		{"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
 	}
 	for _, tt := range tests {
-		if got := store.HashWriteKey(tt.key); got != tt.want {
-			t.Errorf("HashWriteKey(%q) = %s, want %s", tt.key, got, tt.want)
+		if got := store.HashSecret(tt.key); got != tt.want {
+			t.Errorf("HashSecret(%q) = %s, want %s", tt.key, got, tt.want)
 		}
 	}
 }
