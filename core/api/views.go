@@ -1,0 +1,200 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/eddy-cdp/eddy/core/store"
+)
+
+// Views are the JSON the API writes; openapi.yaml describes each.
+
+type adminJSON struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func adminView(a store.Admin) adminJSON {
+	return adminJSON{ID: a.ID, Email: a.Email, Name: a.Name, CreatedAt: a.CreatedAt}
+}
+
+type orgJSON struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Managed   bool      `json:"managed"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func orgView(o store.Organization) orgJSON {
+	return orgJSON{ID: o.Slug, Name: o.Name, Managed: o.Managed, Role: o.Role, CreatedAt: o.CreatedAt}
+}
+
+type memberJSON struct {
+	AdminID  string    `json:"admin_id"`
+	Email    string    `json:"email"`
+	Name     string    `json:"name"`
+	Role     string    `json:"role"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+func memberView(m store.Member) memberJSON {
+	return memberJSON{AdminID: m.AdminID, Email: m.Email, Name: m.Name, Role: m.Role, JoinedAt: m.JoinedAt}
+}
+
+type invitationJSON struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Role      string    `json:"role"`
+	Status    string    `json:"status"`
+	InvitedBy *string   `json:"invited_by"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Token is set only in the response that creates the invitation.
+	Token string `json:"token,omitempty"`
+}
+
+func invitationView(i store.Invitation) invitationJSON {
+	return invitationJSON{ID: i.ID, Email: i.Email, Role: i.Role, Status: i.Status, InvitedBy: nullString(i.InvitedBy),
+		CreatedAt: i.CreatedAt, ExpiresAt: i.ExpiresAt}
+}
+
+type workspaceJSON struct {
+	ID             string         `json:"id"`
+	OrganizationID string         `json:"organization_id"`
+	Name           string         `json:"name"`
+	Managed        bool           `json:"managed"`
+	Settings       store.Settings `json:"settings"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
+}
+
+func workspaceView(w store.Workspace) workspaceJSON {
+	return workspaceJSON{ID: w.Slug, OrganizationID: w.OrgSlug, Name: w.Name, Managed: w.Managed, Settings: w.Settings,
+		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
+}
+
+type sourceJSON struct {
+	ID             string     `json:"id"`
+	WorkspaceID    string     `json:"workspace_id"`
+	Name           string     `json:"name"`
+	Managed        bool       `json:"managed"`
+	WriteKeyPrefix string     `json:"write_key_prefix"`
+	RevokedAt      *time.Time `json:"revoked_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	// WriteKey is set only in the responses that create or rotate the key.
+	WriteKey string `json:"write_key,omitempty"`
+}
+
+func sourceView(w store.Workspace, s store.Source) sourceJSON {
+	return sourceJSON{ID: s.Slug, WorkspaceID: w.Slug, Name: s.Name, Managed: s.Managed, WriteKeyPrefix: s.WriteKeyPrefix,
+		RevokedAt: nullTime(s.RevokedAt), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+}
+
+type apiKeyJSON struct {
+	ID          string     `json:"id"`
+	WorkspaceID string     `json:"workspace_id"`
+	Name        string     `json:"name"`
+	Prefix      string     `json:"prefix"`
+	Scopes      []string   `json:"scopes"`
+	CreatedBy   string     `json:"created_by"`
+	CreatedAt   time.Time  `json:"created_at"`
+	LastUsedAt  *time.Time `json:"last_used_at"`
+	RevokedAt   *time.Time `json:"revoked_at"`
+	// Key is set only in the response that creates the key.
+	Key string `json:"key,omitempty"`
+}
+
+func apiKeyView(w store.Workspace, k store.APIKey) apiKeyJSON {
+	return apiKeyJSON{ID: k.ID, WorkspaceID: w.Slug, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedBy: k.CreatedBy,
+		CreatedAt: k.CreatedAt, LastUsedAt: nullTime(k.LastUsedAt), RevokedAt: nullTime(k.RevokedAt)}
+}
+
+type auditJSON struct {
+	ID    string    `json:"id"`
+	At    time.Time `json:"at"`
+	Actor struct {
+		Type  string  `json:"type"`
+		ID    *string `json:"id"`
+		Label string  `json:"label"`
+	} `json:"actor"`
+	Action string `json:"action"`
+	Target struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	} `json:"target"`
+	WorkspaceID *string         `json:"workspace_id"`
+	Before      json.RawMessage `json:"before"`
+	After       json.RawMessage `json:"after"`
+	RequestID   *string         `json:"request_id"`
+	IP          *string         `json:"ip"`
+}
+
+func auditView(e store.AuditEntry) auditJSON {
+	v := auditJSON{ID: jsonInt(e.ID), At: e.At, Action: e.Action, WorkspaceID: nullString(e.Workspace),
+		Before: nullJSON(e.Before), After: nullJSON(e.After), RequestID: nullString(e.RequestID), IP: nullString(e.IP)}
+	v.Actor.Type, v.Actor.ID, v.Actor.Label = e.ActorType, nullString(e.ActorID), e.ActorName
+	v.Target.Type, v.Target.ID = e.TargetType, e.TargetID
+	return v
+}
+
+type eventJSON struct {
+	MessageID         string          `json:"message_id"`
+	SourceID          *string         `json:"source_id"`
+	Type              string          `json:"type"`
+	Event             *string         `json:"event"`
+	Name              *string         `json:"name"`
+	AnonymousID       *string         `json:"anonymous_id"`
+	UserID            *string         `json:"user_id"`
+	GroupID           *string         `json:"group_id"`
+	PreviousID        *string         `json:"previous_id"`
+	Timestamp         time.Time       `json:"timestamp"`
+	OriginalTimestamp *time.Time      `json:"original_timestamp"`
+	SentAt            *time.Time      `json:"sent_at"`
+	ReceivedAt        time.Time       `json:"received_at"`
+	IP                *string         `json:"ip"`
+	Properties        json.RawMessage `json:"properties"`
+	Context           json.RawMessage `json:"context"`
+	Traits            json.RawMessage `json:"traits"`
+	Integrations      json.RawMessage `json:"integrations"`
+}
+
+func eventView(e store.StoredEvent) eventJSON {
+	return eventJSON{MessageID: e.MessageID, SourceID: nullString(e.SourceSlug), Type: e.Type, Event: nullString(e.Event),
+		Name: nullString(e.Name), AnonymousID: nullString(e.AnonymousID), UserID: nullString(e.UserID),
+		GroupID: nullString(e.GroupID), PreviousID: nullString(e.PreviousID), Timestamp: e.Timestamp,
+		OriginalTimestamp: nullTime(e.OriginalTimestamp), SentAt: nullTime(e.SentAt), ReceivedAt: e.ReceivedAt,
+		IP: nullString(e.IP), Properties: nullJSON(e.Properties), Context: nullJSON(e.Context),
+		Traits: nullJSON(e.Traits), Integrations: nullJSON(e.Integrations)}
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// nullJSON writes absent JSON as null (a nil RawMessage would be an error).
+func nullJSON(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	return b
+}
+
+func jsonInt(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

@@ -1,0 +1,423 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/text/currency"
+
+	"github.com/eddy-cdp/eddy/core/auth"
+	"github.com/eddy-cdp/eddy/core/store"
+)
+
+func (a *API) listWorkspaces(c *gin.Context) {
+	org, ok := a.organization(c, auth.ReadOrganization)
+	if !ok {
+		return
+	}
+	var after string
+	limit, ok := a.pageParams(c, &after)
+	if !ok {
+		return
+	}
+	wss, err := a.store.Workspaces(c.Request.Context(), org.ID, store.Page{After: after, Limit: limit + 1})
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	list(c, wss, limit, func(w store.Workspace) any { return workspaceView(w) }, func(w store.Workspace) any { return w.Slug })
+}
+
+// settingsPatch is a partial update of workspace settings.
+type settingsPatch struct {
+	Timezone              *string `json:"timezone"`
+	Currency              *string `json:"currency"`
+	SessionTimeoutMinutes *int    `json:"session_timeout_minutes"`
+}
+
+// apply validates the patch and applies it to st.
+func (p *settingsPatch) apply(st *store.Settings, errs *fieldErrors) {
+	if p == nil {
+		return
+	}
+	if p.Timezone != nil {
+		if _, err := time.LoadLocation(*p.Timezone); err != nil || *p.Timezone == "" || *p.Timezone == "Local" || len(*p.Timezone) > 64 {
+			errs.add("settings.timezone", "must be an IANA time zone such as Europe/Paris or UTC")
+		}
+		st.Timezone = *p.Timezone
+	}
+	if p.Currency != nil {
+		if u, err := currency.ParseISO(*p.Currency); err != nil || u.String() != *p.Currency {
+			errs.add("settings.currency", "must be an ISO 4217 currency code in capitals, such as EUR or USD")
+		}
+		st.Currency = *p.Currency
+	}
+	if p.SessionTimeoutMinutes != nil {
+		if n := *p.SessionTimeoutMinutes; n < 1 || n > 1440 {
+			errs.add("settings.session_timeout_minutes", "must be from 1 to 1440")
+		}
+		st.SessionTimeoutMinutes = *p.SessionTimeoutMinutes
+	}
+}
+
+// defaultSettings are a new workspace's settings.
+var defaultSettings = store.Settings{Timezone: "UTC", Currency: "USD", SessionTimeoutMinutes: 30}
+
+type createWorkspaceRequest struct {
+	ID       string         `json:"id"`
+	Name     string         `json:"name"`
+	Settings *settingsPatch `json:"settings"`
+}
+
+func (a *API) createWorkspace(c *gin.Context) {
+	org, ok := a.organization(c, auth.ManageOrganization)
+	if !ok {
+		return
+	}
+	var req createWorkspaceRequest
+	if !a.bind(c, &req) {
+		return
+	}
+	var errs fieldErrors
+	errs.slug("id", req.ID)
+	errs.name("name", req.Name)
+	st := defaultSettings
+	req.Settings.apply(&st, &errs)
+	if errs != nil {
+		a.fail(c, errs)
+		return
+	}
+	ws, err := a.store.CreateWorkspace(c.Request.Context(), change(c), org, req.ID, req.Name, st)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, workspaceView(ws))
+}
+
+func (a *API) getWorkspace(c *gin.Context) {
+	ws, ok := a.workspace(c, auth.ReadWorkspace)
+	if !ok {
+		return
+	}
+	c.JSON(http.StatusOK, workspaceView(ws))
+}
+
+type updateWorkspaceRequest struct {
+	Name     *string        `json:"name"`
+	Settings *settingsPatch `json:"settings"`
+}
+
+func (a *API) updateWorkspace(c *gin.Context) {
+	ws, ok := a.workspace(c, auth.ConfigureWorkspace)
+	if !ok {
+		return
+	}
+	var req updateWorkspaceRequest
+	if !a.bind(c, &req) {
+		return
+	}
+	var errs fieldErrors
+	name := ws.Name
+	if req.Name != nil {
+		errs.name("name", *req.Name)
+		name = *req.Name
+	}
+	st := ws.Settings
+	req.Settings.apply(&st, &errs)
+	if errs != nil {
+		a.fail(c, errs)
+		return
+	}
+	ws, err := a.store.UpdateWorkspace(c.Request.Context(), change(c), ws, name, st)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, workspaceView(ws))
+}
+
+func (a *API) deleteWorkspace(c *gin.Context) {
+	ws, ok := a.workspace(c, auth.DeleteWorkspace)
+	if !ok {
+		return
+	}
+	if err := a.store.DeleteWorkspace(c.Request.Context(), change(c), ws); err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.opts.KeysChanged(c.Request.Context())
+	c.Status(http.StatusNoContent)
+}
+
+func (a *API) listSources(c *gin.Context) {
+	ws, ok := a.workspace(c, auth.ReadWorkspace)
+	if !ok {
+		return
+	}
+	var after string
+	limit, ok := a.pageParams(c, &after)
+	if !ok {
+		return
+	}
+	srcs, err := a.store.Sources(c.Request.Context(), ws, store.Page{After: after, Limit: limit + 1})
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	list(c, srcs, limit, func(s store.Source) any { return sourceView(ws, s) }, func(s store.Source) any { return s.Slug })
+}
+
+type createSourceRequest struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+func (a *API) createSource(c *gin.Context) {
+	ws, ok := a.workspace(c, auth.ConfigureWorkspace)
+	if !ok {
+		return
+	}
+	var req createSourceRequest
+	if !a.bind(c, &req) {
+		return
+	}
+	var errs fieldErrors
+	errs.slug("id", req.ID)
+	if req.Name == "" {
+		req.Name = req.ID
+	}
+	errs.name("name", req.Name)
+	if errs != nil {
+		a.fail(c, errs)
+		return
+	}
+	key := auth.NewSecret(auth.WriteKeyPrefix)
+	src, err := a.store.CreateSource(c.Request.Context(), change(c), ws, req.ID, req.Name, key)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.opts.KeysChanged(c.Request.Context())
+	v := sourceView(ws, src)
+	v.WriteKey = key
+	c.JSON(http.StatusCreated, v)
+}
+
+// source resolves the :src of the path within a workspace the caller may
+// act on with perm.
+func (a *API) source(c *gin.Context, perm auth.Permission) (store.Workspace, string, bool) {
+	ws, ok := a.workspace(c, perm)
+	if !ok {
+		return ws, "", false
+	}
+	slug, ok := a.slugParam(c, "src")
+	return ws, slug, ok
+}
+
+func (a *API) getSource(c *gin.Context) {
+	ws, slug, ok := a.source(c, auth.ReadWorkspace)
+	if !ok {
+		return
+	}
+	src, err := a.store.Source(c.Request.Context(), ws, slug)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, sourceView(ws, src))
+}
+
+type updateSourceRequest struct {
+	Name string `json:"name"`
+}
+
+func (a *API) updateSource(c *gin.Context) {
+	ws, slug, ok := a.source(c, auth.ConfigureWorkspace)
+	if !ok {
+		return
+	}
+	var req updateSourceRequest
+	if !a.bind(c, &req) {
+		return
+	}
+	var errs fieldErrors
+	errs.name("name", req.Name)
+	if errs != nil {
+		a.fail(c, errs)
+		return
+	}
+	src, err := a.store.RenameSource(c.Request.Context(), change(c), ws, slug, req.Name)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, sourceView(ws, src))
+}
+
+func (a *API) revokeSource(c *gin.Context) {
+	ws, slug, ok := a.source(c, auth.ConfigureWorkspace)
+	if !ok {
+		return
+	}
+	if _, err := a.store.RevokeSource(c.Request.Context(), change(c), ws, slug); err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.opts.KeysChanged(c.Request.Context())
+	c.Status(http.StatusNoContent)
+}
+
+func (a *API) rotateSource(c *gin.Context) {
+	ws, slug, ok := a.source(c, auth.ConfigureWorkspace)
+	if !ok {
+		return
+	}
+	key := auth.NewSecret(auth.WriteKeyPrefix)
+	src, err := a.store.RotateSourceKey(c.Request.Context(), change(c), ws, slug, key)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.opts.KeysChanged(c.Request.Context())
+	v := sourceView(ws, src)
+	v.WriteKey = key
+	c.JSON(http.StatusOK, v)
+}
+
+func (a *API) listAPIKeys(c *gin.Context) {
+	ws, ok := a.workspace(c, auth.ManageKeys)
+	if !ok {
+		return
+	}
+	var after string
+	limit, ok := a.pageParams(c, &after)
+	if !ok {
+		return
+	}
+	keys, err := a.store.APIKeys(c.Request.Context(), ws, store.Page{After: after, Limit: limit + 1})
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	list(c, keys, limit, func(k store.APIKey) any { return apiKeyView(ws, k) }, func(k store.APIKey) any { return k.ID })
+}
+
+type createAPIKeyRequest struct {
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+}
+
+func (a *API) createAPIKey(c *gin.Context) {
+	ws, ok := a.workspace(c, auth.ManageKeys)
+	if !ok {
+		return
+	}
+	var req createAPIKeyRequest
+	if !a.bind(c, &req) {
+		return
+	}
+	var errs fieldErrors
+	errs.name("name", req.Name)
+	scopes, err := auth.ParseScopes(req.Scopes)
+	if err != nil {
+		errs.add("scopes", "%v", err)
+	}
+	if errs != nil {
+		a.fail(c, errs)
+		return
+	}
+	// A key cannot hold scopes its creator lacks.
+	if p := caller(c); p.key != nil {
+		for _, s := range scopes {
+			if !auth.ScopesAllow(p.keyScopes, auth.ScopePermission(s)) {
+				a.fail(c, forbidden("an API key cannot create a key with scope %s, which it lacks", s))
+				return
+			}
+		}
+	}
+	key := auth.NewSecret(auth.APIKeyPrefix)
+	k, err := a.store.CreateAPIKey(c.Request.Context(), change(c), ws, req.Name, scopes, store.HashSecret(key), auth.DisplayPrefix(key))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	v := apiKeyView(ws, k)
+	v.Key = key
+	c.JSON(http.StatusCreated, v)
+}
+
+func (a *API) revokeAPIKey(c *gin.Context) {
+	ws, ok := a.workspace(c, auth.ManageKeys)
+	if !ok {
+		return
+	}
+	id, ok := a.uuidParam(c, "key_id")
+	if !ok {
+		return
+	}
+	if err := a.store.RevokeAPIKey(c.Request.Context(), change(c), ws, id); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// eventCursor continues an events listing after its last row.
+type eventCursor struct {
+	Timestamp time.Time `json:"t"`
+	MessageID string    `json:"m"`
+}
+
+// eventTypes are the Segment call types events are stored under.
+var eventTypes = []string{"track", "page", "screen", "identify", "group", "alias"}
+
+func (a *API) listEvents(c *gin.Context) {
+	ws, ok := a.workspace(c, auth.ReadWorkspace)
+	if !ok {
+		return
+	}
+	var cur eventCursor
+	limit, ok := a.pageParams(c, &cur)
+	if !ok {
+		return
+	}
+	f := store.EventFilter{Type: c.Query("type"), Event: c.Query("event"), UserID: c.Query("user_id"),
+		AnonymousID: c.Query("anonymous_id"), BeforeTimestamp: cur.Timestamp, BeforeMessageID: cur.MessageID, Limit: limit + 1}
+	var errs fieldErrors
+	if f.Type != "" {
+		errs.oneOf("type", f.Type, eventTypes)
+	}
+	for _, q := range []struct{ name, v string }{{"event", f.Event}, {"user_id", f.UserID}, {"anonymous_id", f.AnonymousID}} {
+		if len(q.v) > 1024 {
+			errs.add(q.name, "must be at most 1024 bytes")
+		}
+	}
+	for _, q := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if s := c.Query(q.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				errs.add(q.name, "must be an RFC 3339 time such as 2026-11-22T10:00:00Z")
+			}
+			*q.dst = t
+		}
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		errs.add("to", "must be after from")
+	}
+	if errs != nil {
+		a.fail(c, errs)
+		return
+	}
+	events, err := a.store.Events(c.Request.Context(), ws, f)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	list(c, events, limit, func(e store.StoredEvent) any { return eventView(e) },
+		func(e store.StoredEvent) any { return eventCursor{Timestamp: e.Timestamp, MessageID: e.MessageID} })
+}
