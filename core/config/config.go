@@ -91,6 +91,9 @@ type Workspace struct {
 	ID string `yaml:"id"`
 	// Name is the display name; defaults to the ID.
 	Name string `yaml:"name"`
+	// Organization is the id of the organization the workspace belongs to,
+	// created when missing; defaults to "default".
+	Organization string `yaml:"organization"`
 	// Sources are the workspace's data inputs.
 	Sources []Source `yaml:"sources"`
 }
@@ -116,6 +119,10 @@ type Env struct {
 	// PprofAddr, when set, serves net/http/pprof on this separate address
 	// (keep it on localhost): EDDY_PPROF_ADDR.
 	PprofAddr string
+	// SecureCookies marks the console's session cookie Secure on plain HTTP
+	// too, for a TLS-terminating proxy in front: EDDY_SECURE_COOKIES=true.
+	// It defaults to true in production.
+	SecureCookies bool
 }
 
 // Defaults for everything the file may leave out.
@@ -197,6 +204,13 @@ func LoadEnv(lookup LookupEnv) (Env, error) {
 	case "development", "test":
 	default:
 		return env, fmt.Errorf("EDDY_ENV: %q is not one of production, development, test", e)
+	}
+	switch v := get("EDDY_SECURE_COOKIES", fmt.Sprint(env.Production)); v {
+	case "true", "1":
+		env.SecureCookies = true
+	case "false", "0":
+	default:
+		return env, fmt.Errorf("EDDY_SECURE_COOKIES: %q is not true or false", v)
 	}
 	switch env.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -327,6 +341,9 @@ func (d *document) validate(c *Config) []error {
 			bad(wp+".id", "workspace %q is declared twice", ws.ID)
 		}
 		wsSeen[ws.ID] = true
+		if ws.Organization != "" && !idPattern.MatchString(ws.Organization) {
+			bad(wp+".organization", "%q must be lower-case letters, digits, '-' or '_' (at most 63, starting with a letter or digit)", ws.Organization)
+		}
 		srcSeen := map[string]bool{}
 		for j, src := range ws.Sources {
 			sp := fmt.Sprintf("%s.sources[%d]", wp, j)

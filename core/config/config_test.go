@@ -65,6 +65,7 @@ func TestBadConfigsNameFileLineAndField(t *testing.T) {
 		{"empty-key.bad.yml", []string{"empty-key.bad.yml:5:", "write_key: must not be empty"}},
 		{"duplicate-key.bad.yml", []string{"duplicate-key.bad.yml:7:", "sources[1].write_key", "same as shop/web"}},
 		{"bad-id.bad.yml", []string{"bad-id.bad.yml:2:", "workspaces[0].id", "lower-case"}},
+		{"bad-organization.bad.yml", []string{"bad-organization.bad.yml:3:", "workspaces[0].organization", "lower-case"}},
 		{"duplicate-workspace.bad.yml", []string{"duplicate-workspace.bad.yml:3:", `workspace "shop" is declared twice`}},
 		{"shards-type.bad.yml", []string{"shards-type.bad.yml:2:", "queue.shards", "many", "int"}},
 		{"shards-range.bad.yml", []string{"shards-range.bad.yml:2:", "queue.shards", "between 1 and 1024, got 5000"}},

@@ -1,6 +1,7 @@
 // Package server wires Eddy's roles into one process: the collector (the
-// tracking API), the worker (queue to PostgreSQL) and the api role, behind
-// one HTTP listener that also serves /healthz, /readyz and /metrics.
+// tracking API), the worker (queue to PostgreSQL) and the api role (the
+// management REST API), behind one HTTP listener that also serves /healthz,
+// /readyz and /metrics.
 package server
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eddy-cdp/eddy/core/api"
 	"github.com/eddy-cdp/eddy/core/collector"
 	"github.com/eddy-cdp/eddy/core/config"
 	"github.com/eddy-cdp/eddy/core/pipeline"
@@ -149,7 +151,7 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 func workspaceSpecs(cfg *config.Config) []store.WorkspaceSpec {
 	specs := make([]store.WorkspaceSpec, 0, len(cfg.Workspaces))
 	for _, ws := range cfg.Workspaces {
-		spec := store.WorkspaceSpec{Slug: ws.ID, Name: ws.Name}
+		spec := store.WorkspaceSpec{Slug: ws.ID, Name: ws.Name, Organization: ws.Organization}
 		for _, src := range ws.Sources {
 			spec.Sources = append(spec.Sources, store.SourceSpec{Slug: src.ID, Name: src.Name, WriteKey: src.WriteKey})
 		}
@@ -180,6 +182,21 @@ func (s *Server) routes() (*gin.Engine, error) {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
+	if s.has(RoleAPI) {
+		api.New(api.Options{
+			Store:         s.store,
+			Redis:         s.rdb,
+			Prefix:        s.cfg.Queue.Prefix,
+			Logger:        s.log.With("role", RoleAPI),
+			SecureCookies: s.cfg.Env.SecureCookies,
+			KeysChanged:   s.keysChanged,
+		}).Register(r)
+		r.NoRoute(func(c *gin.Context) {
+			if strings.HasPrefix(c.Request.URL.Path, api.Base+"/") {
+				api.NoRoute(c)
+			}
+		})
+	}
 	if s.has(RoleCollector) {
 		c := collector.New(s.queue, s.keys, s.cfg.Collector, s.log)
 		g := r.Group("/", corsFor(s.cfg.Collector.AllowedOrigins))
@@ -202,6 +219,45 @@ func corsFor(origins []string) gin.HandlerFunc {
 		cc.AllowOrigins = origins
 	}
 	return cors.New(cc)
+}
+
+// keysChannel is the Redis channel on which a change of write keys is
+// announced, so that every collector reloads its keys at once.
+func (s *Server) keysChannel() string { return s.cfg.Queue.Prefix + ":keys-changed" }
+
+// keysChanged is called by the API after write keys changed: it reloads this
+// process's keys before the API answers, so a revoked or rotated key stops
+// working here at once, and tells the other processes.
+func (s *Server) keysChanged(ctx context.Context) {
+	if s.keys != nil {
+		if err := s.keys.Reload(ctx); err != nil {
+			s.log.Warn("reload write keys after a change", "err", err)
+		}
+	}
+	if err := s.rdb.Publish(ctx, s.keysChannel(), "1").Err(); err != nil {
+		s.log.Warn("announce write-key change; other collectors reload within their interval", "err", err)
+	}
+}
+
+// followKeyChanges reloads the write keys whenever another process announces
+// a change, until ctx ends. go-redis resubscribes after a lost connection;
+// the cache's periodic reload covers what was missed meanwhile.
+func (s *Server) followKeyChanges(ctx context.Context) {
+	sub := s.rdb.Subscribe(ctx, s.keysChannel())
+	defer sub.Close()
+	ch := sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := s.keys.Reload(rctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reload write keys after an announced change", "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // readyz answers 200 when Redis and PostgreSQL both answer within a second.
@@ -272,6 +328,10 @@ func (s *Server) Run(ctx context.Context) error {
 				errc <- fmt.Errorf("worker: %w", err)
 			}
 		}()
+	}
+	if s.keys != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.followKeyChanges(bg) }()
 	}
 	if s.cfg.Env.PprofAddr != "" {
 		go s.servePprof(bg)

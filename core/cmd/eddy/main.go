@@ -4,6 +4,9 @@ package main
 import (
 	"fmt"
 	"os"
+	// Workspace time zones are checked against the IANA database; embed it
+	// so that hosts without tzdata (minimal containers) work the same.
+	_ "time/tzdata"
 )
 
 func main() {
