@@ -135,7 +135,12 @@ $$;
 -- +goose StatementBegin
 DO $$
 BEGIN
-    EXECUTE format('GRANT eddy_workspace TO %I', current_user);
+    -- The migrating user must be able to SET ROLE eddy_workspace. A
+    -- superuser already can (and is never granted, which avoids concurrent
+    -- grants on this cluster-wide catalog).
+    IF NOT pg_has_role(current_user, 'eddy_workspace', 'MEMBER') THEN
+        EXECUTE format('GRANT eddy_workspace TO %I', current_user);
+    END IF;
 EXCEPTION
     WHEN duplicate_object OR unique_violation THEN NULL;
 END
