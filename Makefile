@@ -26,10 +26,11 @@ help: ## show this list
 build: ## compile bin/eddy
 	$(GO) build -o $(BIN) ./core/cmd/eddy
 
-run: ## start PostgreSQL + Redis if needed, migrate, and serve Eddy (the one command you need)
+run: ## start PostgreSQL + Redis if needed, migrate, create the first admin, and serve Eddy (the one command you need)
 	$(SERVICES) up
 	$(GO) build -o $(BIN) ./core/cmd/eddy
 	$(ENV) && $(BIN) migrate
+	$(ENV) && $(BIN) admin bootstrap
 	$(ENV) && exec $(BIN) serve
 
 test: ## gofmt check, go vet, and all Go tests (race detector on) against real services

@@ -38,6 +38,11 @@ type KeyCache struct {
 
 const minMissReload = time.Second
 
+// KeysChangedChannel is the Redis channel on which whatever changes write
+// keys (the API, the CLI) announces it, so that collectors reload at once
+// instead of at their next interval. prefix is the queue's key prefix.
+func KeysChangedChannel(prefix string) string { return prefix + ":keys-changed" }
+
 // NewKeyCache returns a cache over loader; call Run to fill and refresh it.
 func NewKeyCache(loader KeyLoader, interval time.Duration, logger *slog.Logger) *KeyCache {
 	k := &KeyCache{loader: loader, logger: logger, interval: interval, reloadNow: make(chan struct{}, 1)}

@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 		s.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	if err := s.store.SyncWorkspaces(ctx, workspaceSpecs(cfg)); err != nil {
+	if err := s.store.SyncWorkspaces(ctx, WorkspaceSpecs(cfg)); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("apply workspaces from %s: %w", cfg.Path, err)
 	}
@@ -148,7 +148,9 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 	return s, nil
 }
 
-func workspaceSpecs(cfg *config.Config) []store.WorkspaceSpec {
+// WorkspaceSpecs are the file's workspaces and sources as the store syncs
+// them.
+func WorkspaceSpecs(cfg *config.Config) []store.WorkspaceSpec {
 	specs := make([]store.WorkspaceSpec, 0, len(cfg.Workspaces))
 	for _, ws := range cfg.Workspaces {
 		spec := store.WorkspaceSpec{Slug: ws.ID, Name: ws.Name, Organization: ws.Organization}
@@ -221,9 +223,8 @@ func corsFor(origins []string) gin.HandlerFunc {
 	return cors.New(cc)
 }
 
-// keysChannel is the Redis channel on which a change of write keys is
-// announced, so that every collector reloads its keys at once.
-func (s *Server) keysChannel() string { return s.cfg.Queue.Prefix + ":keys-changed" }
+// keysChannel is where this installation announces write-key changes.
+func (s *Server) keysChannel() string { return collector.KeysChangedChannel(s.cfg.Queue.Prefix) }
 
 // keysChanged is called by the API after write keys changed: it reloads this
 // process's keys before the API answers, so a revoked or rotated key stops
@@ -239,11 +240,23 @@ func (s *Server) keysChanged(ctx context.Context) {
 	}
 }
 
+// subscribeKeyChanges subscribes to write-key announcements and waits (a
+// little) for Redis to confirm. Without Redis it returns the subscription
+// anyway: go-redis keeps trying, and the periodic reload covers the gap.
+func (s *Server) subscribeKeyChanges(ctx context.Context) *redis.PubSub {
+	sub := s.rdb.Subscribe(ctx, s.keysChannel())
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := sub.Receive(rctx); err != nil {
+		s.log.Warn("subscribe to write-key changes; collectors reload every interval meanwhile", "err", err)
+	}
+	return sub
+}
+
 // followKeyChanges reloads the write keys whenever another process announces
 // a change, until ctx ends. go-redis resubscribes after a lost connection;
 // the cache's periodic reload covers what was missed meanwhile.
-func (s *Server) followKeyChanges(ctx context.Context) {
-	sub := s.rdb.Subscribe(ctx, s.keysChannel())
+func (s *Server) followKeyChanges(ctx context.Context, sub *redis.PubSub) {
 	defer sub.Close()
 	ch := sub.Channel()
 	for {
@@ -330,8 +343,11 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	if s.keys != nil {
+		// Subscribed before Ready, so that no announcement made once the
+		// process serves is missed.
+		sub := s.subscribeKeyChanges(bg)
 		wg.Add(1)
-		go func() { defer wg.Done(); s.followKeyChanges(bg) }()
+		go func() { defer wg.Done(); s.followKeyChanges(bg, sub) }()
 	}
 	if s.cfg.Env.PprofAddr != "" {
 		go s.servePprof(bg)

@@ -176,8 +176,12 @@ func (s *Store) AddMember(ctx context.Context, who Change, org Organization, adm
 			ON CONFLICT (organization_id, admin_id) DO UPDATE SET role = excluded.role`, org.ID, adminID, role); err != nil {
 			return fmt.Errorf("add member: %w", err)
 		}
+		var email string
+		if err := tx.QueryRow(ctx, `SELECT email FROM admins WHERE id = $1`, adminID).Scan(&email); err != nil {
+			return fmt.Errorf("add member: %w", err)
+		}
 		return s.writeAudit(ctx, tx, who, audit{orgID: org.ID, action: "member.add", targetType: "admin",
-			targetID: adminID, after: map[string]any{"role": role}})
+			targetID: email, after: map[string]any{"role": role}})
 	})
 }
 

@@ -34,7 +34,8 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), migrateCmd(), demoCmd(), dlqCmd(), versionCmd())
+	root.AddCommand(serveCmd(), migrateCmd(), demoCmd(), dlqCmd(), versionCmd(),
+		adminCmd(), orgCmd(), workspaceCmd(), sourceCmd(), apikeyCmd())
 	return root
 }
 
