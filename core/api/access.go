@@ -27,6 +27,7 @@ func (a *API) organization(c *gin.Context, perm auth.Permission) (store.Organiza
 		a.fail(c, err)
 		return org, false
 	}
+	p.role = org.Role
 	if !auth.RoleAllows(org.Role, perm) {
 		a.fail(c, forbidden("your role in %s (%s) does not allow this", org.Slug, org.Role))
 		return org, false
@@ -69,6 +70,7 @@ func (a *API) workspace(c *gin.Context, perm auth.Permission) (store.Workspace, 
 		a.fail(c, err)
 		return ws, false
 	}
+	p.role = m.Role
 	if !auth.RoleAllows(m.Role, perm) {
 		a.fail(c, forbidden("your role in %s (%s) does not allow this", ws.OrgSlug, m.Role))
 		return ws, false

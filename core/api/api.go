@@ -130,6 +130,7 @@ func (a *API) Register(r gin.IRouter) {
 // NoRoute answers a request under Base that matches no route; the server
 // installs it for the engine's unmatched paths under Base.
 func NoRoute(c *gin.Context) {
+	setRequestID(c)
 	apierror.Abort(c, apierror.New(http.StatusNotFound, "not_found", "no such API route: %s %s", c.Request.Method, c.Request.URL.Path))
 }
 
@@ -148,13 +149,19 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 // sane, else a new UUID. It comes back in the response header, the logs and
 // the audit log.
 func (a *API) requestID(c *gin.Context) {
+	setRequestID(c)
+	c.Next()
+}
+
+// setRequestID notes the request's id and sends it back: NoRoute, outside
+// the API's middleware, needs it too.
+func setRequestID(c *gin.Context) {
 	id := c.GetHeader("X-Request-Id")
 	if !requestIDPattern.MatchString(id) {
 		id = uuid.NewString()
 	}
 	c.Set(ctxRequestID, id)
 	c.Header("X-Request-Id", id)
-	c.Next()
 }
 
 // logRequests logs each request's outcome: never its body, headers or query

@@ -275,6 +275,7 @@ func (a *API) auditLog(c *gin.Context) {
 	if len(f.Action) > 100 {
 		errs.add("action", "is not an action (such as workspace.create)")
 	}
+	errs.text("action", f.Action)
 	if errs != nil {
 		a.fail(c, errs)
 		return

@@ -30,6 +30,19 @@ type principal struct {
 	keySpace  store.Workspace
 	keyLabel  string
 	keyScopes []string
+
+	// role is the admin's role in the organization of the workspace or
+	// organization the request acts on, once access.go has found it.
+	role string
+}
+
+// can tells whether the caller holds a permission on the workspace or
+// organization the request acts on (after access.go resolved it).
+func (p *principal) can(perm auth.Permission) bool {
+	if p.key != nil {
+		return auth.ScopesAllow(p.keyScopes, perm)
+	}
+	return auth.RoleAllows(p.role, perm)
 }
 
 func (p *principal) actor() store.Actor {
@@ -167,6 +180,7 @@ func (a *API) login(c *gin.Context) {
 	if len(req.Email) > maxEmailLen {
 		errs.add("email", "must be at most %d characters", maxEmailLen)
 	}
+	errs.text("email", req.Email)
 	if len(req.Password) > 4*auth.MaxPasswordLen {
 		errs.add("password", "must be at most %d characters", auth.MaxPasswordLen)
 	}

@@ -95,6 +95,15 @@ func (e *fieldErrors) email(field, v string) {
 	}
 }
 
+// text checks free text a client filters by, such as a query parameter:
+// PostgreSQL text holds neither NUL characters nor invalid UTF-8, and
+// refuses a parameter that has them.
+func (e *fieldErrors) text(field, v string) {
+	if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+		e.add(field, "must be valid UTF-8 without NUL characters")
+	}
+}
+
 // oneOf checks that v is one of allowed.
 func (e *fieldErrors) oneOf(field, v string, allowed []string) {
 	for _, a := range allowed {
@@ -220,7 +229,9 @@ func (a *API) pageParams(c *gin.Context, cur any) (limit int, ok bool) {
 	}
 	if s := c.Query("cursor"); s != "" {
 		b, err := base64.RawURLEncoding.DecodeString(s)
-		if err != nil || len(s) > 1024 || json.Unmarshal(b, cur) != nil {
+		// No cursor this API writes holds a NUL character, which PostgreSQL
+		// would refuse.
+		if err != nil || len(s) > 1024 || json.Unmarshal(b, cur) != nil || bytes.Contains(b, []byte(`\u0000`)) {
 			errs.add("cursor", "is not a cursor from this list's next_cursor")
 		}
 	}

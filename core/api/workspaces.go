@@ -328,13 +328,13 @@ func (a *API) createAPIKey(c *gin.Context) {
 		a.fail(c, errs)
 		return
 	}
-	// A key cannot hold scopes its creator lacks.
-	if p := caller(c); p.key != nil {
-		for _, s := range scopes {
-			if !auth.ScopesAllow(p.keyScopes, auth.ScopePermission(s)) {
-				a.fail(c, forbidden("an API key cannot create a key with scope %s, which it lacks", s))
-				return
-			}
+	// A key cannot do more than its creator: a member cannot make a key
+	// that deletes the workspace, a read key cannot make a write key.
+	p := caller(c)
+	for _, s := range scopes {
+		if !auth.ScopeWithin(s, p.can) {
+			a.fail(c, forbidden("you cannot create a key with scope %s: it allows more than you may do", s))
+			return
 		}
 	}
 	key := auth.NewSecret(auth.APIKeyPrefix)
@@ -393,6 +393,7 @@ func (a *API) listEvents(c *gin.Context) {
 		if len(q.v) > 1024 {
 			errs.add(q.name, "must be at most 1024 bytes")
 		}
+		errs.text(q.name, q.v)
 	}
 	for _, q := range []struct {
 		name string

@@ -188,14 +188,14 @@ func ParseScopes(in []string) ([]string, error) {
 	return out, nil
 }
 
-// ScopePermission is the permission a scope grants.
-func ScopePermission(scope string) Permission {
-	switch scope {
-	case ScopeWrite:
-		return ConfigureWorkspace
-	case ScopeAdmin:
-		return ManageKeys
-	default:
-		return ReadWorkspace
+// ScopeWithin tells whether every permission a scope grants passes can:
+// whether someone who can do only what can allows may hand out a key with
+// this scope. It keeps a key from doing more than its creator.
+func ScopeWithin(scope string, can func(Permission) bool) bool {
+	for p, g := range grants {
+		if g.scope == scope && !can(p) {
+			return false
+		}
 	}
+	return true
 }

@@ -174,9 +174,16 @@ CREATE POLICY workspace_isolation ON events TO eddy_workspace
 ALTER TABLE event_ids ENABLE ROW LEVEL SECURITY;
 CREATE POLICY workspace_isolation ON event_ids TO eddy_workspace
     USING (workspace_id = eddy_current_workspace());
+-- A workspace transaction may record changes in its own organization's
+-- audit log only (it cannot read the log at all).
+ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY workspace_audit ON audit_log FOR INSERT TO eddy_workspace
+    WITH CHECK (organization_id = (SELECT w.organization_id FROM workspaces w WHERE w.id = eddy_current_workspace()));
 
 -- +goose Down
 
+DROP POLICY workspace_audit ON audit_log;
+ALTER TABLE audit_log DISABLE ROW LEVEL SECURITY;
 DROP POLICY workspace_isolation ON event_ids;
 ALTER TABLE event_ids DISABLE ROW LEVEL SECURITY;
 DROP POLICY workspace_isolation ON events;
