@@ -312,7 +312,9 @@ func isoRoutes() map[string]isoRoute {
 				}}
 			}},
 		"GET /workspaces/:ws/api-keys": {access: roles(isoEditors, auth.ScopeAdmin), ok: 200},
-		"POST /workspaces/:ws/api-keys": {access: roles(isoEditors, auth.ScopeAdmin), ok: 201,
+		// The key asked for has the admin scope, which may delete the
+		// workspace: a member, who may not, cannot create it.
+		"POST /workspaces/:ws/api-keys": {access: roles(isoManagers, auth.ScopeAdmin), ok: 201,
 			body: func(w *isoWorld) any {
 				return map[string]any{"name": w.fresh("key"), "scopes": []string{auth.ScopeAdmin}}
 			},
