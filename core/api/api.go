@@ -190,7 +190,7 @@ const (
 func (a *API) fail(c *gin.Context, err error) {
 	var apiErr *apierror.Error
 	var conflict *store.ConflictError
-	var invalid fieldErrors
+	var invalid FieldErrors
 	switch {
 	case errors.As(err, &apiErr):
 		apierror.Abort(c, apiErr)

@@ -27,7 +27,7 @@ func (a *API) listOrganizations(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	list(c, orgs, limit, func(o store.Organization) any { return orgView(o) }, func(o store.Organization) any { return o.Slug })
+	list(c, orgs, limit, func(o store.Organization) any { return OrganizationView(o) }, func(o store.Organization) any { return o.Slug })
 }
 
 type createOrganizationRequest struct {
@@ -45,9 +45,9 @@ func (a *API) createOrganization(c *gin.Context) {
 	if !a.bind(c, &req) {
 		return
 	}
-	var errs fieldErrors
-	errs.slug("id", req.ID)
-	errs.name("name", req.Name)
+	var errs FieldErrors
+	errs.Slug("id", req.ID)
+	errs.Name("name", req.Name)
 	if errs != nil {
 		a.fail(c, errs)
 		return
@@ -57,7 +57,7 @@ func (a *API) createOrganization(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, orgView(org))
+	c.JSON(http.StatusCreated, OrganizationView(org))
 }
 
 func (a *API) getOrganization(c *gin.Context) {
@@ -65,7 +65,7 @@ func (a *API) getOrganization(c *gin.Context) {
 	if !ok {
 		return
 	}
-	c.JSON(http.StatusOK, orgView(org))
+	c.JSON(http.StatusOK, OrganizationView(org))
 }
 
 type updateOrganizationRequest struct {
@@ -81,8 +81,8 @@ func (a *API) updateOrganization(c *gin.Context) {
 	if !a.bind(c, &req) {
 		return
 	}
-	var errs fieldErrors
-	errs.name("name", req.Name)
+	var errs FieldErrors
+	errs.Name("name", req.Name)
 	if errs != nil {
 		a.fail(c, errs)
 		return
@@ -92,7 +92,7 @@ func (a *API) updateOrganization(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, orgView(org))
+	c.JSON(http.StatusOK, OrganizationView(org))
 }
 
 func (a *API) listMembers(c *gin.Context) {
@@ -153,8 +153,8 @@ func (a *API) updateMember(c *gin.Context) {
 	if !a.bind(c, &req) {
 		return
 	}
-	var errs fieldErrors
-	errs.oneOf("role", req.Role, auth.Roles)
+	var errs FieldErrors
+	errs.OneOf("role", req.Role, auth.Roles)
 	if errs != nil {
 		a.fail(c, errs)
 		return
@@ -218,9 +218,9 @@ func (a *API) createInvitation(c *gin.Context) {
 	if !a.bind(c, &req) {
 		return
 	}
-	var errs fieldErrors
-	errs.email("email", req.Email)
-	errs.oneOf("role", req.Role, auth.Roles)
+	var errs FieldErrors
+	errs.Email("email", req.Email)
+	errs.OneOf("role", req.Role, auth.Roles)
 	if errs != nil {
 		a.fail(c, errs)
 		return
@@ -268,14 +268,14 @@ func (a *API) auditLog(c *gin.Context) {
 		return
 	}
 	f := store.AuditFilter{Workspace: c.Query("workspace"), Action: c.Query("action"), BeforeID: before, Limit: limit + 1}
-	var errs fieldErrors
+	var errs FieldErrors
 	if f.Workspace != "" && !slugPattern.MatchString(f.Workspace) {
-		errs.add("workspace", "is not a workspace id")
+		errs.Add("workspace", "is not a workspace id")
 	}
 	if len(f.Action) > 100 {
-		errs.add("action", "is not an action (such as workspace.create)")
+		errs.Add("action", "is not an action (such as workspace.create)")
 	}
-	errs.text("action", f.Action)
+	errs.Text("action", f.Action)
 	if errs != nil {
 		a.fail(c, errs)
 		return

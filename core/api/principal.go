@@ -174,15 +174,15 @@ func (a *API) login(c *gin.Context) {
 	if !a.bind(c, &req) {
 		return
 	}
-	var errs fieldErrors
-	errs.require("email", req.Email)
-	errs.require("password", req.Password)
+	var errs FieldErrors
+	errs.Require("email", req.Email)
+	errs.Require("password", req.Password)
 	if len(req.Email) > maxEmailLen {
-		errs.add("email", "must be at most %d characters", maxEmailLen)
+		errs.Add("email", "must be at most %d characters", maxEmailLen)
 	}
-	errs.text("email", req.Email)
+	errs.Text("email", req.Email)
 	if len(req.Password) > 4*auth.MaxPasswordLen {
-		errs.add("password", "must be at most %d characters", auth.MaxPasswordLen)
+		errs.Add("password", "must be at most %d characters", auth.MaxPasswordLen)
 	}
 	if errs != nil {
 		a.fail(c, errs)
@@ -213,7 +213,7 @@ func (a *API) login(c *gin.Context) {
 		return
 	}
 	a.setSessionCookie(c, token, int(sessionTTL.Seconds()))
-	c.JSON(http.StatusOK, gin.H{"admin": adminView(admin), "csrf_token": csrfToken(token)})
+	c.JSON(http.StatusOK, gin.H{"admin": AdminView(admin), "csrf_token": csrfToken(token)})
 }
 
 func (a *API) setSessionCookie(c *gin.Context, token string, maxAge int) {
@@ -250,7 +250,7 @@ func (a *API) me(c *gin.Context) {
 	for _, o := range orgs {
 		list = append(list, gin.H{"id": o.Slug, "name": o.Name, "role": o.Role})
 	}
-	c.JSON(http.StatusOK, gin.H{"admin": adminView(*p.admin), "organizations": list, "csrf_token": csrfToken(p.session)})
+	c.JSON(http.StatusOK, gin.H{"admin": AdminView(*p.admin), "organizations": list, "csrf_token": csrfToken(p.session)})
 }
 
 // maxOrganizationsInMe bounds /auth/me; GET /organizations pages through all.
@@ -329,16 +329,16 @@ func (a *API) acceptInvitation(c *gin.Context) {
 	if !a.bind(c, &req) {
 		return
 	}
-	var errs fieldErrors
-	errs.require("token", req.Token)
+	var errs FieldErrors
+	errs.Require("token", req.Token)
 	if len(req.Token) > 200 {
-		errs.add("token", "is not an invitation token")
+		errs.Add("token", "is not an invitation token")
 	}
 	var newAdmin *store.NewAdmin
 	if req.Password != "" || req.Name != "" {
-		errs.name("name", req.Name)
+		errs.Name("name", req.Name)
 		if err := auth.CheckPasswordPolicy(req.Password); err != nil {
-			errs.add("password", "%v", err)
+			errs.Add("password", "%v", err)
 		}
 	}
 	if errs != nil {
@@ -364,10 +364,10 @@ func (a *API) acceptInvitation(c *gin.Context) {
 	case errors.Is(err, store.ErrWrongAdmin):
 		a.fail(c, forbidden("the invitation is for an existing admin: log in as that admin to accept it"))
 	case errors.Is(err, store.ErrNeedsAccount):
-		a.fail(c, fieldErrors{{Field: "password", Message: "is required to create the invited admin's account (with name)"}})
+		a.fail(c, FieldErrors{{Field: "password", Message: "is required to create the invited admin's account (with name)"}})
 	case err != nil:
 		a.fail(c, fmt.Errorf("accept invitation: %w", err))
 	default:
-		c.JSON(http.StatusOK, gin.H{"admin": adminView(admin), "organization": orgView(org)})
+		c.JSON(http.StatusOK, gin.H{"admin": AdminView(admin), "organization": OrganizationView(org)})
 	}
 }

@@ -8,111 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/mail"
-	"regexp"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
 	"github.com/eddy-cdp/eddy/core/apierror"
 )
-
-// fieldError says what is wrong with one field of a request.
-type fieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
-
-// fieldErrors are a request's validation failures; fail answers them with a
-// 400 whose details list each.
-type fieldErrors []fieldError
-
-func (e fieldErrors) Error() string {
-	parts := make([]string, len(e))
-	for i, f := range e {
-		parts[i] = f.Field + ": " + f.Message
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (e *fieldErrors) add(field, format string, args ...any) {
-	*e = append(*e, fieldError{Field: field, Message: fmt.Sprintf(format, args...)})
-}
-
-func (e *fieldErrors) require(field, v string) {
-	if v == "" {
-		e.add(field, "is required")
-	}
-}
-
-// Limits on what clients send.
-const (
-	maxNameLen  = 200
-	maxEmailLen = 254
-)
-
-// name checks a display name: required, at most maxNameLen characters of
-// valid UTF-8 without control characters (which PostgreSQL text may refuse,
-// and which no name needs).
-func (e *fieldErrors) name(field, v string) {
-	switch {
-	case v == "":
-		e.add(field, "is required")
-	case !utf8.ValidString(v):
-		e.add(field, "must be valid UTF-8")
-	case utf8.RuneCountInString(v) > maxNameLen:
-		e.add(field, "must be at most %d characters", maxNameLen)
-	case strings.IndexFunc(v, unicode.IsControl) >= 0:
-		e.add(field, "must not contain control characters")
-	}
-}
-
-var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
-// slug checks an id chosen by the caller.
-func (e *fieldErrors) slug(field, v string) {
-	switch {
-	case v == "":
-		e.add(field, "is required")
-	case !slugPattern.MatchString(v):
-		e.add(field, "must be 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit")
-	}
-}
-
-// email checks an email address and returns it as given.
-func (e *fieldErrors) email(field, v string) {
-	if v == "" {
-		e.add(field, "is required")
-		return
-	}
-	addr, err := mail.ParseAddress(v)
-	if err != nil || addr.Address != v || len(v) > maxEmailLen {
-		e.add(field, "must be a plain email address such as ada@example.com (at most %d characters)", maxEmailLen)
-	}
-}
-
-// text checks free text a client filters by, such as a query parameter:
-// PostgreSQL text holds neither NUL characters nor invalid UTF-8, and
-// refuses a parameter that has them.
-func (e *fieldErrors) text(field, v string) {
-	if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-		e.add(field, "must be valid UTF-8 without NUL characters")
-	}
-}
-
-// oneOf checks that v is one of allowed.
-func (e *fieldErrors) oneOf(field, v string, allowed []string) {
-	for _, a := range allowed {
-		if v == a {
-			return
-		}
-	}
-	e.add(field, "must be one of %s", strings.Join(allowed, ", "))
-}
 
 // bind decodes the JSON request body into dst strictly: at most maxBodyBytes,
 // one JSON object, no unknown fields, every field of the right type. It
@@ -137,16 +40,16 @@ func (a *API) bind(c *gin.Context, dst any) bool {
 }
 
 // decodeStrict decodes one JSON object into dst, turning every decoding
-// failure into a fieldErrors that names the field.
+// failure into a FieldErrors that names the field.
 func decodeStrict(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return fieldErrors{{Field: "body", Message: "is required: a JSON object"}}
+		return FieldErrors{{Field: "body", Message: "is required: a JSON object"}}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(dst)
 	if err == nil && dec.More() {
-		return fieldErrors{{Field: "body", Message: "must be one JSON object, with nothing after it"}}
+		return FieldErrors{{Field: "body", Message: "must be one JSON object, with nothing after it"}}
 	}
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
@@ -154,18 +57,18 @@ func decodeStrict(body []byte, dst any) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &typeErr) && typeErr.Field == "":
-		return fieldErrors{{Field: "body", Message: "must be a JSON object"}}
+		return FieldErrors{{Field: "body", Message: "must be a JSON object"}}
 	case errors.As(err, &typeErr):
-		return fieldErrors{{Field: typeErr.Field, Message: "must be " + jsonKind(typeErr.Type.Kind().String()) + ", not " + typeErr.Value}}
+		return FieldErrors{{Field: typeErr.Field, Message: "must be " + jsonKind(typeErr.Type.Kind().String()) + ", not " + typeErr.Value}}
 	case errors.As(err, &syntaxErr):
-		return fieldErrors{{Field: "body", Message: fmt.Sprintf("is not valid JSON (at byte %d)", syntaxErr.Offset)}}
+		return FieldErrors{{Field: "body", Message: fmt.Sprintf("is not valid JSON (at byte %d)", syntaxErr.Offset)}}
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fieldErrors{{Field: "body", Message: "is not valid JSON (it ends early)"}}
+		return FieldErrors{{Field: "body", Message: "is not valid JSON (it ends early)"}}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-		return fieldErrors{{Field: field, Message: "is not a known field"}}
+		return FieldErrors{{Field: field, Message: "is not a known field"}}
 	default:
-		return fieldErrors{{Field: "body", Message: err.Error()}}
+		return FieldErrors{{Field: "body", Message: err.Error()}}
 	}
 }
 
@@ -192,7 +95,7 @@ func jsonKind(kind string) string {
 func (a *API) slugParam(c *gin.Context, name string) (string, bool) {
 	v := c.Param(name)
 	if !slugPattern.MatchString(v) {
-		a.fail(c, fieldErrors{{Field: name, Message: "is not an id: ids are 1 to 63 lower-case letters, digits, '-' or '_'"}})
+		a.fail(c, FieldErrors{{Field: name, Message: "is not an id: ids are 1 to 63 lower-case letters, digits, '-' or '_'"}})
 		return "", false
 	}
 	return v, true
@@ -203,7 +106,7 @@ func (a *API) uuidParam(c *gin.Context, name string) (string, bool) {
 	v := c.Param(name)
 	u, err := uuid.Parse(v)
 	if err != nil || len(v) != 36 {
-		a.fail(c, fieldErrors{{Field: name, Message: "is not an id: it must be a UUID"}})
+		a.fail(c, FieldErrors{{Field: name, Message: "is not an id: it must be a UUID"}})
 		return "", false
 	}
 	return u.String(), true
@@ -219,11 +122,11 @@ const (
 // pageParams reads ?limit= and ?cursor=, decoding the cursor into cur.
 func (a *API) pageParams(c *gin.Context, cur any) (limit int, ok bool) {
 	limit = defaultLimit
-	var errs fieldErrors
+	var errs FieldErrors
 	if s := c.Query("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxLimit {
-			errs.add("limit", "must be a whole number from 1 to %d", maxLimit)
+			errs.Add("limit", "must be a whole number from 1 to %d", maxLimit)
 		}
 		limit = n
 	}
@@ -232,7 +135,7 @@ func (a *API) pageParams(c *gin.Context, cur any) (limit int, ok bool) {
 		// No cursor this API writes holds a NUL character, which PostgreSQL
 		// would refuse.
 		if err != nil || len(s) > 1024 || json.Unmarshal(b, cur) != nil || bytes.Contains(b, []byte(`\u0000`)) {
-			errs.add("cursor", "is not a cursor from this list's next_cursor")
+			errs.Add("cursor", "is not a cursor from this list's next_cursor")
 		}
 	}
 	if errs != nil {

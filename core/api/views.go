@@ -9,18 +9,18 @@ import (
 
 // Views are the JSON the API writes; openapi.yaml describes each.
 
-type adminJSON struct {
+type AdminJSON struct {
 	ID        string    `json:"id"`
 	Email     string    `json:"email"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func adminView(a store.Admin) adminJSON {
-	return adminJSON{ID: a.ID, Email: a.Email, Name: a.Name, CreatedAt: a.CreatedAt}
+func AdminView(a store.Admin) AdminJSON {
+	return AdminJSON{ID: a.ID, Email: a.Email, Name: a.Name, CreatedAt: a.CreatedAt}
 }
 
-type orgJSON struct {
+type OrganizationJSON struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	Managed   bool      `json:"managed"`
@@ -28,8 +28,8 @@ type orgJSON struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func orgView(o store.Organization) orgJSON {
-	return orgJSON{ID: o.Slug, Name: o.Name, Managed: o.Managed, Role: o.Role, CreatedAt: o.CreatedAt}
+func OrganizationView(o store.Organization) OrganizationJSON {
+	return OrganizationJSON{ID: o.Slug, Name: o.Name, Managed: o.Managed, Role: o.Role, CreatedAt: o.CreatedAt}
 }
 
 type memberJSON struct {
@@ -61,7 +61,7 @@ func invitationView(i store.Invitation) invitationJSON {
 		CreatedAt: i.CreatedAt, ExpiresAt: i.ExpiresAt}
 }
 
-type workspaceJSON struct {
+type WorkspaceJSON struct {
 	ID             string         `json:"id"`
 	OrganizationID string         `json:"organization_id"`
 	Name           string         `json:"name"`
@@ -71,12 +71,12 @@ type workspaceJSON struct {
 	UpdatedAt      time.Time      `json:"updated_at"`
 }
 
-func workspaceView(w store.Workspace) workspaceJSON {
-	return workspaceJSON{ID: w.Slug, OrganizationID: w.OrgSlug, Name: w.Name, Managed: w.Managed, Settings: w.Settings,
+func WorkspaceView(w store.Workspace) WorkspaceJSON {
+	return WorkspaceJSON{ID: w.Slug, OrganizationID: w.OrgSlug, Name: w.Name, Managed: w.Managed, Settings: w.Settings,
 		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
 }
 
-type sourceJSON struct {
+type SourceJSON struct {
 	ID             string     `json:"id"`
 	WorkspaceID    string     `json:"workspace_id"`
 	Name           string     `json:"name"`
@@ -89,12 +89,12 @@ type sourceJSON struct {
 	WriteKey string `json:"write_key,omitempty"`
 }
 
-func sourceView(w store.Workspace, s store.Source) sourceJSON {
-	return sourceJSON{ID: s.Slug, WorkspaceID: w.Slug, Name: s.Name, Managed: s.Managed, WriteKeyPrefix: s.WriteKeyPrefix,
+func SourceView(w store.Workspace, s store.Source) SourceJSON {
+	return SourceJSON{ID: s.Slug, WorkspaceID: w.Slug, Name: s.Name, Managed: s.Managed, WriteKeyPrefix: s.WriteKeyPrefix,
 		RevokedAt: nullTime(s.RevokedAt), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 }
 
-type apiKeyJSON struct {
+type APIKeyJSON struct {
 	ID          string     `json:"id"`
 	WorkspaceID string     `json:"workspace_id"`
 	Name        string     `json:"name"`
@@ -108,8 +108,8 @@ type apiKeyJSON struct {
 	Key string `json:"key,omitempty"`
 }
 
-func apiKeyView(w store.Workspace, k store.APIKey) apiKeyJSON {
-	return apiKeyJSON{ID: k.ID, WorkspaceID: w.Slug, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedBy: k.CreatedBy,
+func APIKeyView(w store.Workspace, k store.APIKey) APIKeyJSON {
+	return APIKeyJSON{ID: k.ID, WorkspaceID: w.Slug, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedBy: k.CreatedBy,
 		CreatedAt: k.CreatedAt, LastUsedAt: nullTime(k.LastUsedAt), RevokedAt: nullTime(k.RevokedAt)}
 }
 

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/text/currency"
 
 	"github.com/eddy-cdp/eddy/core/auth"
 	"github.com/eddy-cdp/eddy/core/store"
@@ -26,7 +25,7 @@ func (a *API) listWorkspaces(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	list(c, wss, limit, func(w store.Workspace) any { return workspaceView(w) }, func(w store.Workspace) any { return w.Slug })
+	list(c, wss, limit, func(w store.Workspace) any { return WorkspaceView(w) }, func(w store.Workspace) any { return w.Slug })
 }
 
 // settingsPatch is a partial update of workspace settings.
@@ -36,29 +35,21 @@ type settingsPatch struct {
 	SessionTimeoutMinutes *int    `json:"session_timeout_minutes"`
 }
 
-// apply validates the patch and applies it to st.
-func (p *settingsPatch) apply(st *store.Settings, errs *fieldErrors) {
+// apply applies the patch to st and checks the outcome.
+func (p *settingsPatch) apply(st *store.Settings, errs *FieldErrors) {
 	if p == nil {
 		return
 	}
 	if p.Timezone != nil {
-		if _, err := time.LoadLocation(*p.Timezone); err != nil || *p.Timezone == "" || *p.Timezone == "Local" || len(*p.Timezone) > 64 {
-			errs.add("settings.timezone", "must be an IANA time zone such as Europe/Paris or UTC")
-		}
 		st.Timezone = *p.Timezone
 	}
 	if p.Currency != nil {
-		if u, err := currency.ParseISO(*p.Currency); err != nil || u.String() != *p.Currency {
-			errs.add("settings.currency", "must be an ISO 4217 currency code in capitals, such as EUR or USD")
-		}
 		st.Currency = *p.Currency
 	}
 	if p.SessionTimeoutMinutes != nil {
-		if n := *p.SessionTimeoutMinutes; n < 1 || n > 1440 {
-			errs.add("settings.session_timeout_minutes", "must be from 1 to 1440")
-		}
 		st.SessionTimeoutMinutes = *p.SessionTimeoutMinutes
 	}
+	errs.Settings(*st, func(name string) string { return "settings." + name })
 }
 
 // defaultSettings are a new workspace's settings.
@@ -79,9 +70,9 @@ func (a *API) createWorkspace(c *gin.Context) {
 	if !a.bind(c, &req) {
 		return
 	}
-	var errs fieldErrors
-	errs.slug("id", req.ID)
-	errs.name("name", req.Name)
+	var errs FieldErrors
+	errs.Slug("id", req.ID)
+	errs.Name("name", req.Name)
 	st := defaultSettings
 	req.Settings.apply(&st, &errs)
 	if errs != nil {
@@ -93,7 +84,7 @@ func (a *API) createWorkspace(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, workspaceView(ws))
+	c.JSON(http.StatusCreated, WorkspaceView(ws))
 }
 
 func (a *API) getWorkspace(c *gin.Context) {
@@ -101,7 +92,7 @@ func (a *API) getWorkspace(c *gin.Context) {
 	if !ok {
 		return
 	}
-	c.JSON(http.StatusOK, workspaceView(ws))
+	c.JSON(http.StatusOK, WorkspaceView(ws))
 }
 
 type updateWorkspaceRequest struct {
@@ -118,10 +109,10 @@ func (a *API) updateWorkspace(c *gin.Context) {
 	if !a.bind(c, &req) {
 		return
 	}
-	var errs fieldErrors
+	var errs FieldErrors
 	name := ws.Name
 	if req.Name != nil {
-		errs.name("name", *req.Name)
+		errs.Name("name", *req.Name)
 		name = *req.Name
 	}
 	st := ws.Settings
@@ -135,7 +126,7 @@ func (a *API) updateWorkspace(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, workspaceView(ws))
+	c.JSON(http.StatusOK, WorkspaceView(ws))
 }
 
 func (a *API) deleteWorkspace(c *gin.Context) {
@@ -166,7 +157,7 @@ func (a *API) listSources(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	list(c, srcs, limit, func(s store.Source) any { return sourceView(ws, s) }, func(s store.Source) any { return s.Slug })
+	list(c, srcs, limit, func(s store.Source) any { return SourceView(ws, s) }, func(s store.Source) any { return s.Slug })
 }
 
 type createSourceRequest struct {
@@ -183,12 +174,12 @@ func (a *API) createSource(c *gin.Context) {
 	if !a.bind(c, &req) {
 		return
 	}
-	var errs fieldErrors
-	errs.slug("id", req.ID)
+	var errs FieldErrors
+	errs.Slug("id", req.ID)
 	if req.Name == "" {
 		req.Name = req.ID
 	}
-	errs.name("name", req.Name)
+	errs.Name("name", req.Name)
 	if errs != nil {
 		a.fail(c, errs)
 		return
@@ -200,7 +191,7 @@ func (a *API) createSource(c *gin.Context) {
 		return
 	}
 	a.opts.KeysChanged(c.Request.Context())
-	v := sourceView(ws, src)
+	v := SourceView(ws, src)
 	v.WriteKey = key
 	c.JSON(http.StatusCreated, v)
 }
@@ -226,7 +217,7 @@ func (a *API) getSource(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, sourceView(ws, src))
+	c.JSON(http.StatusOK, SourceView(ws, src))
 }
 
 type updateSourceRequest struct {
@@ -242,8 +233,8 @@ func (a *API) updateSource(c *gin.Context) {
 	if !a.bind(c, &req) {
 		return
 	}
-	var errs fieldErrors
-	errs.name("name", req.Name)
+	var errs FieldErrors
+	errs.Name("name", req.Name)
 	if errs != nil {
 		a.fail(c, errs)
 		return
@@ -253,7 +244,7 @@ func (a *API) updateSource(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, sourceView(ws, src))
+	c.JSON(http.StatusOK, SourceView(ws, src))
 }
 
 func (a *API) revokeSource(c *gin.Context) {
@@ -281,7 +272,7 @@ func (a *API) rotateSource(c *gin.Context) {
 		return
 	}
 	a.opts.KeysChanged(c.Request.Context())
-	v := sourceView(ws, src)
+	v := SourceView(ws, src)
 	v.WriteKey = key
 	c.JSON(http.StatusOK, v)
 }
@@ -301,7 +292,7 @@ func (a *API) listAPIKeys(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	list(c, keys, limit, func(k store.APIKey) any { return apiKeyView(ws, k) }, func(k store.APIKey) any { return k.ID })
+	list(c, keys, limit, func(k store.APIKey) any { return APIKeyView(ws, k) }, func(k store.APIKey) any { return k.ID })
 }
 
 type createAPIKeyRequest struct {
@@ -318,11 +309,11 @@ func (a *API) createAPIKey(c *gin.Context) {
 	if !a.bind(c, &req) {
 		return
 	}
-	var errs fieldErrors
-	errs.name("name", req.Name)
+	var errs FieldErrors
+	errs.Name("name", req.Name)
 	scopes, err := auth.ParseScopes(req.Scopes)
 	if err != nil {
-		errs.add("scopes", "%v", err)
+		errs.Add("scopes", "%v", err)
 	}
 	if errs != nil {
 		a.fail(c, errs)
@@ -343,7 +334,7 @@ func (a *API) createAPIKey(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	v := apiKeyView(ws, k)
+	v := APIKeyView(ws, k)
 	v.Key = key
 	c.JSON(http.StatusCreated, v)
 }
@@ -385,15 +376,15 @@ func (a *API) listEvents(c *gin.Context) {
 	}
 	f := store.EventFilter{Type: c.Query("type"), Event: c.Query("event"), UserID: c.Query("user_id"),
 		AnonymousID: c.Query("anonymous_id"), BeforeTimestamp: cur.Timestamp, BeforeMessageID: cur.MessageID, Limit: limit + 1}
-	var errs fieldErrors
+	var errs FieldErrors
 	if f.Type != "" {
-		errs.oneOf("type", f.Type, eventTypes)
+		errs.OneOf("type", f.Type, eventTypes)
 	}
 	for _, q := range []struct{ name, v string }{{"event", f.Event}, {"user_id", f.UserID}, {"anonymous_id", f.AnonymousID}} {
 		if len(q.v) > 1024 {
-			errs.add(q.name, "must be at most 1024 bytes")
+			errs.Add(q.name, "must be at most 1024 bytes")
 		}
-		errs.text(q.name, q.v)
+		errs.Text(q.name, q.v)
 	}
 	for _, q := range []struct {
 		name string
@@ -402,13 +393,13 @@ func (a *API) listEvents(c *gin.Context) {
 		if s := c.Query(q.name); s != "" {
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
-				errs.add(q.name, "must be an RFC 3339 time such as 2026-11-22T10:00:00Z")
+				errs.Add(q.name, "must be an RFC 3339 time such as 2026-11-22T10:00:00Z")
 			}
 			*q.dst = t
 		}
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		errs.add("to", "must be after from")
+		errs.Add("to", "must be after from")
 	}
 	if errs != nil {
 		a.fail(c, errs)

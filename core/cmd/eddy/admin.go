@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/eddy-cdp/eddy/core/api"
 	"github.com/eddy-cdp/eddy/core/auth"
 	"github.com/eddy-cdp/eddy/core/server"
 	"github.com/eddy-cdp/eddy/core/store"
@@ -43,17 +44,17 @@ a random one is generated and printed once. With --org and --role the admin
 also joins an existing organization.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var errs flagErrors
-			errs.email("--email", email)
-			errs.name("--name", name)
+			var errs api.FieldErrors
+			errs.Email("--email", email)
+			errs.Name("--name", name)
 			switch {
 			case org != "":
-				errs.slug("--org", org)
-				errs.oneOf("--role", role, auth.Roles)
+				errs.Slug("--org", org)
+				errs.OneOf("--role", role, auth.Roles)
 			case role != "":
-				errs.add("--role", "needs --org, the organization to add the admin to")
+				errs.Add("--role", "needs --org, the organization to add the admin to")
 			}
-			if err := errs.err(); err != nil {
+			if err := errs.Err(); err != nil {
 				return err
 			}
 			password, generated, err := adminPassword(cmd.InOrStdin(), passwordStdin)
@@ -83,7 +84,7 @@ also joins an existing organization.`,
 					memberships = append(memberships, membershipJSON{ID: o.Slug, Name: o.Name, Role: role})
 				}
 				if asJSON {
-					v := createdAdminJSON{adminJSON: adminView(a), Organizations: memberships}
+					v := createdAdminJSON{AdminJSON: api.AdminView(a), Organizations: memberships}
 					if generated {
 						v.Password = password
 					}
@@ -114,7 +115,7 @@ also joins an existing organization.`,
 // createdAdminJSON is an admin as the API shows it, with the generated
 // password (only when generated) and the organization joined.
 type createdAdminJSON struct {
-	adminJSON
+	api.AdminJSON
 	Password      string           `json:"password,omitempty"`
 	Organizations []membershipJSON `json:"organizations,omitempty"`
 }
@@ -222,9 +223,9 @@ func printNothingToDo(m *manager, asJSON bool) error {
 
 // bootstrapJSON is bootstrap's outcome with --json.
 type bootstrapJSON struct {
-	Created bool       `json:"created"`
-	Message string     `json:"message,omitempty"`
-	Admin   *adminJSON `json:"admin,omitempty"`
+	Created bool           `json:"created"`
+	Message string         `json:"message,omitempty"`
+	Admin   *api.AdminJSON `json:"admin,omitempty"`
 	// Password is set only when it was generated.
 	Password      string   `json:"password,omitempty"`
 	Organizations []string `json:"organizations,omitempty"`
@@ -257,7 +258,7 @@ func bootstrap(ctx context.Context, m *manager, asJSON bool) error {
 	console := consoleURL(m.cfg.Env.HTTPAddr)
 	if asJSON {
 		v := bootstrapJSON{Created: true, Organizations: slugs, ConsoleURL: console}
-		av := adminView(a)
+		av := api.AdminView(a)
 		v.Admin = &av
 		if generated {
 			v.Password = password
@@ -289,9 +290,9 @@ func bootstrapCredentials(production bool, warn io.Writer) (email, password stri
 	if email == "" {
 		email = bootstrapEmail
 	}
-	var errs flagErrors
-	errs.email(envAdminEmail, email)
-	if err := errs.err(); err != nil {
+	var errs api.FieldErrors
+	errs.Email(envAdminEmail, email)
+	if err := errs.Err(); err != nil {
 		return "", "", false, err
 	}
 	if password == "" {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/eddy-cdp/eddy/core/api"
 	"github.com/eddy-cdp/eddy/core/auth"
 	"github.com/eddy-cdp/eddy/core/collector"
 	"github.com/eddy-cdp/eddy/core/config"
@@ -26,13 +27,13 @@ func orgCmd() *cobra.Command {
 		Short: "Create an organization",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var errs flagErrors
-			errs.slug("--id", id)
-			errs.name("--name", name)
+			var errs api.FieldErrors
+			errs.Slug("--id", id)
+			errs.Name("--name", name)
 			if owner != "" {
-				errs.email("--owner", owner)
+				errs.Email("--owner", owner)
 			}
-			if err := errs.err(); err != nil {
+			if err := errs.Err(); err != nil {
 				return err
 			}
 			return withStore(cmd, func(ctx context.Context, m *manager) error {
@@ -52,7 +53,7 @@ func orgCmd() *cobra.Command {
 					return err
 				}
 				if asJSON {
-					return printJSON(m.out, orgView(o))
+					return printJSON(m.out, api.OrganizationView(o))
 				}
 				fmt.Fprintf(m.out, "created organization %s (%s)\n", o.Slug, o.Name)
 				if owner != "" {
@@ -86,12 +87,12 @@ func workspaceCmd() *cobra.Command {
 		Short: "Create a workspace in an organization",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var errs flagErrors
-			errs.slug("--org", org)
-			errs.slug("--id", id)
-			errs.name("--name", name)
-			errs.settings(st)
-			if err := errs.err(); err != nil {
+			var errs api.FieldErrors
+			errs.Slug("--org", org)
+			errs.Slug("--id", id)
+			errs.Name("--name", name)
+			errs.Settings(st, flagName)
+			if err := errs.Err(); err != nil {
 				return err
 			}
 			return withStore(cmd, func(ctx context.Context, m *manager) error {
@@ -104,7 +105,7 @@ func workspaceCmd() *cobra.Command {
 					return err
 				}
 				if asJSON {
-					return printJSON(m.out, workspaceView(w))
+					return printJSON(m.out, api.WorkspaceView(w))
 				}
 				fmt.Fprintf(m.out, "created workspace %s (%s) in organization %s\n", w.Slug, w.Name, w.OrgSlug)
 				fmt.Fprintf(m.out, "settings: timezone %s, currency %s, session timeout %d min\n",
@@ -143,14 +144,14 @@ func sourceCmd() *cobra.Command {
 		Short: "Create a source and print its write key (shown only once)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var errs flagErrors
-			errs.slug("--workspace", workspace)
-			errs.slug("--id", id)
+			var errs api.FieldErrors
+			errs.Slug("--workspace", workspace)
+			errs.Slug("--id", id)
 			if name == "" {
 				name = id
 			}
-			errs.name("--name", name)
-			if err := errs.err(); err != nil {
+			errs.Name("--name", name)
+			if err := errs.Err(); err != nil {
 				return err
 			}
 			return withStore(cmd, func(ctx context.Context, m *manager) error {
@@ -165,7 +166,7 @@ func sourceCmd() *cobra.Command {
 				}
 				announceKeysChanged(ctx, m.cfg, m.warn)
 				if asJSON {
-					v := sourceView(w, src)
+					v := api.SourceView(w, src)
 					v.WriteKey = key
 					return printJSON(m.out, v)
 				}
@@ -226,9 +227,9 @@ func apikeyCmd() *cobra.Command {
 		Short: "Create an API key and print it (shown only once)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var errs flagErrors
-			errs.slug("--workspace", workspace)
-			errs.name("--name", name)
+			var errs api.FieldErrors
+			errs.Slug("--workspace", workspace)
+			errs.Name("--name", name)
 			var requested []string
 			for s := range strings.SplitSeq(scopeList, ",") {
 				if s = strings.TrimSpace(s); s != "" {
@@ -237,9 +238,9 @@ func apikeyCmd() *cobra.Command {
 			}
 			scopes, err := auth.ParseScopes(requested)
 			if err != nil {
-				errs.add("--scopes", "%v", err)
+				errs.Add("--scopes", "%v", err)
 			}
-			if err := errs.err(); err != nil {
+			if err := errs.Err(); err != nil {
 				return err
 			}
 			return withStore(cmd, func(ctx context.Context, m *manager) error {
@@ -253,7 +254,7 @@ func apikeyCmd() *cobra.Command {
 					return err
 				}
 				if asJSON {
-					v := apiKeyView(w, k)
+					v := api.APIKeyView(w, k)
 					v.Key = key
 					return printJSON(m.out, v)
 				}
