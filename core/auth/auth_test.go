@@ -21,7 +21,7 @@ func TestPasswordHashing(t *testing.T) {
 		{"correct horse battery staple", hash, true},
 		{"correct horse battery stapl", hash, false},
 		{"", hash, false},
-		{"correct horse battery staple", "", false},         // unknown admin
+		{"correct horse battery staple", "", false},           // unknown admin
 		{"correct horse battery staple", "not a hash", false}, // corrupt row
 	}
 	for _, tt := range tests {
