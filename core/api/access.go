@@ -19,7 +19,7 @@ func (a *API) organization(c *gin.Context, perm auth.Permission) (store.Organiza
 		return store.Organization{}, false
 	}
 	if p.admin == nil {
-		a.fail(c, forbidden("API keys act on their workspace only; organization routes need an admin session"))
+		a.fail(c, keysStayInTheirWorkspace())
 		return store.Organization{}, false
 	}
 	org, err := a.store.MemberOrganization(c.Request.Context(), p.admin.ID, slug)
@@ -76,4 +76,10 @@ func (a *API) workspace(c *gin.Context, perm auth.Permission) (store.Workspace, 
 		return ws, false
 	}
 	return ws, true
+}
+
+// keysStayInTheirWorkspace is the answer to an API key on an organization
+// route.
+func keysStayInTheirWorkspace() error {
+	return forbidden("API keys act on their workspace only; organization routes need an admin session")
 }

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,35 +155,7 @@ func (r response) errorCode() string {
 // unless it is a string or []byte, sent as is.
 func (c *client) do(method, path string, body any) response {
 	c.p.t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	case []byte:
-		r = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		testenv.Must(c.p.t, err, "encode body")
-		r = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, c.p.srv.URL+api.Base+path, r)
-	testenv.Must(c.p.t, err, "new request")
-	if r != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+c.bearer)
-	}
-	if c.csrf != "" {
-		req.Header.Set("X-CSRF-Token", c.csrf)
-	}
-	resp, err := c.http.Do(req)
-	testenv.Must(c.p.t, err, "%s %s", method, path)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	testenv.Must(c.p.t, err, "read %s %s", method, path)
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return c.send(method, path, body, nil)
 }
 
 // must sends a request, fails the test unless the status is want, and

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -12,22 +13,17 @@ import (
 )
 
 func (a *API) listOrganizations(c *gin.Context) {
-	p := caller(c)
-	if p.admin == nil {
-		a.fail(c, forbidden("API keys act on their workspace only; organization routes need an admin session"))
+	admin := caller(c).admin
+	if admin == nil {
+		a.fail(c, keysStayInTheirWorkspace())
 		return
 	}
-	var after string
-	limit, ok := a.pageParams(c, &after)
-	if !ok {
-		return
-	}
-	orgs, err := a.store.Organizations(c.Request.Context(), p.admin.ID, store.Page{After: after, Limit: limit + 1})
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	list(c, orgs, limit, func(o store.Organization) any { return OrganizationView(o) }, func(o store.Organization) any { return o.Slug })
+	paged(a, c,
+		func(ctx context.Context, p store.Page) ([]store.Organization, error) {
+			return a.store.Organizations(ctx, admin.ID, p)
+		},
+		func(v store.Organization) any { return OrganizationView(v) },
+		func(v store.Organization) string { return v.Slug })
 }
 
 type createOrganizationRequest struct {
@@ -38,7 +34,7 @@ type createOrganizationRequest struct {
 func (a *API) createOrganization(c *gin.Context) {
 	p := caller(c)
 	if p.admin == nil {
-		a.fail(c, forbidden("API keys act on their workspace only; organization routes need an admin session"))
+		a.fail(c, keysStayInTheirWorkspace())
 		return
 	}
 	var req createOrganizationRequest
@@ -100,18 +96,12 @@ func (a *API) listMembers(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var after string
-	limit, ok := a.pageParams(c, &after)
-	if !ok {
-		return
-	}
-	members, err := a.store.Members(c.Request.Context(), org.ID, store.Page{After: after, Limit: limit + 1})
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	list(c, members, limit, func(m store.Member) any { return memberView(m) },
-		func(m store.Member) any { return strings.ToLower(m.Email) })
+	paged(a, c,
+		func(ctx context.Context, p store.Page) ([]store.Member, error) {
+			return a.store.Members(ctx, org.ID, p)
+		},
+		func(v store.Member) any { return memberView(v) },
+		func(v store.Member) string { return strings.ToLower(v.Email) })
 }
 
 // memberChange resolves the member a PATCH or DELETE targets and checks the
@@ -191,17 +181,12 @@ func (a *API) listInvitations(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var after string
-	limit, ok := a.pageParams(c, &after)
-	if !ok {
-		return
-	}
-	invs, err := a.store.Invitations(c.Request.Context(), org.ID, store.Page{After: after, Limit: limit + 1})
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	list(c, invs, limit, func(i store.Invitation) any { return invitationView(i) }, func(i store.Invitation) any { return i.ID })
+	paged(a, c,
+		func(ctx context.Context, p store.Page) ([]store.Invitation, error) {
+			return a.store.Invitations(ctx, org.ID, p)
+		},
+		func(v store.Invitation) any { return invitationView(v) },
+		func(v store.Invitation) string { return v.ID })
 }
 
 type createInvitationRequest struct {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eddy-cdp/eddy/core/apierror"
+	"github.com/eddy-cdp/eddy/core/store"
 )
 
 // bind decodes the JSON request body into dst strictly: at most maxBodyBytes,
@@ -143,6 +145,23 @@ func (a *API) pageParams(c *gin.Context, cur any) (limit int, ok bool) {
 		return 0, false
 	}
 	return limit, true
+}
+
+// paged answers a page of a list ordered by a string key (a slug, an id, an
+// email): it reads ?limit and ?cursor, fetches the page after the cursor
+// and writes it.
+func paged[T any](a *API, c *gin.Context, fetch func(ctx context.Context, p store.Page) ([]T, error), view func(T) any, key func(T) string) {
+	var after string
+	limit, ok := a.pageParams(c, &after)
+	if !ok {
+		return
+	}
+	items, err := fetch(c.Request.Context(), store.Page{After: after, Limit: limit + 1})
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	list(c, items, limit, view, func(v T) any { return key(v) })
 }
 
 // list answers a page of items. Queries fetch one more than limit: if it

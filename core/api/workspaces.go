@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -15,17 +16,12 @@ func (a *API) listWorkspaces(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var after string
-	limit, ok := a.pageParams(c, &after)
-	if !ok {
-		return
-	}
-	wss, err := a.store.Workspaces(c.Request.Context(), org.ID, store.Page{After: after, Limit: limit + 1})
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	list(c, wss, limit, func(w store.Workspace) any { return WorkspaceView(w) }, func(w store.Workspace) any { return w.Slug })
+	paged(a, c,
+		func(ctx context.Context, p store.Page) ([]store.Workspace, error) {
+			return a.store.Workspaces(ctx, org.ID, p)
+		},
+		func(v store.Workspace) any { return WorkspaceView(v) },
+		func(v store.Workspace) string { return v.Slug })
 }
 
 // settingsPatch is a partial update of workspace settings.
@@ -147,17 +143,10 @@ func (a *API) listSources(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var after string
-	limit, ok := a.pageParams(c, &after)
-	if !ok {
-		return
-	}
-	srcs, err := a.store.Sources(c.Request.Context(), ws, store.Page{After: after, Limit: limit + 1})
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	list(c, srcs, limit, func(s store.Source) any { return SourceView(ws, s) }, func(s store.Source) any { return s.Slug })
+	paged(a, c,
+		func(ctx context.Context, p store.Page) ([]store.Source, error) { return a.store.Sources(ctx, ws, p) },
+		func(v store.Source) any { return SourceView(ws, v) },
+		func(v store.Source) string { return v.Slug })
 }
 
 type createSourceRequest struct {
@@ -282,17 +271,10 @@ func (a *API) listAPIKeys(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var after string
-	limit, ok := a.pageParams(c, &after)
-	if !ok {
-		return
-	}
-	keys, err := a.store.APIKeys(c.Request.Context(), ws, store.Page{After: after, Limit: limit + 1})
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	list(c, keys, limit, func(k store.APIKey) any { return APIKeyView(ws, k) }, func(k store.APIKey) any { return k.ID })
+	paged(a, c,
+		func(ctx context.Context, p store.Page) ([]store.APIKey, error) { return a.store.APIKeys(ctx, ws, p) },
+		func(v store.APIKey) any { return APIKeyView(ws, v) },
+		func(v store.APIKey) string { return v.ID })
 }
 
 type createAPIKeyRequest struct {
