@@ -76,21 +76,6 @@ func (s *Store) AdminByEmail(ctx context.Context, email string) (Admin, string, 
 	return a, hash, nil
 }
 
-// SetAdminPassword replaces an admin's password hash and ends their sessions.
-func (s *Store) SetAdminPassword(ctx context.Context, adminID, passwordHash string) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE admins SET password_hash = $2, updated_at = now() WHERE id = $1`, adminID, passwordHash)
-		if err != nil {
-			return fmt.Errorf("set password: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			return ErrNotFound
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM admin_sessions WHERE admin_id = $1`, adminID)
-		return err
-	})
-}
-
 // CreateSession stores a console session for an admin under its token hash.
 func (s *Store) CreateSession(ctx context.Context, tokenHash, adminID string, ttl time.Duration) error {
 	_, err := s.pool.Exec(ctx, `
