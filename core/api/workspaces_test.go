@@ -220,3 +220,23 @@ func TestManagedWorkspaces(t *testing.T) {
 	}
 	ada.must(http.StatusOK, "POST", "/workspaces/demo/sources/extra/rotate", nil, nil)
 }
+
+// TestWorkspacePatchThatChangesNothingIsNotAudited keeps the audit log to
+// real changes.
+func TestWorkspacePatchThatChangesNothingIsNotAudited(t *testing.T) {
+	p := newPlatform(t)
+	owner := p.newAdmin("owner@example.com")
+	owner.must(http.StatusCreated, "POST", "/organizations", map[string]any{"id": "acme", "name": "Acme"}, nil)
+	owner.must(http.StatusCreated, "POST", "/organizations/acme/workspaces", map[string]any{"id": "shop", "name": "Shop"}, nil)
+	for _, body := range []any{map[string]any{}, map[string]any{"name": "Shop", "settings": map[string]any{"currency": "USD"}}} {
+		owner.must(http.StatusOK, "PATCH", "/workspaces/shop", body, nil)
+	}
+	owner.must(http.StatusOK, "PATCH", "/workspaces/shop", map[string]any{"name": "Shop 2"}, nil)
+	var audit struct {
+		Data []struct{ Action string }
+	}
+	owner.must(http.StatusOK, "GET", "/organizations/acme/audit-log?action=workspace.update", nil, &audit)
+	if len(audit.Data) != 1 {
+		t.Fatalf("%d workspace.update entries, want 1 (for the one real change)", len(audit.Data))
+	}
+}

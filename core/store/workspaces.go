@@ -322,11 +322,15 @@ func workspaceAudit(w Workspace) map[string]any {
 	return map[string]any{"name": w.Name, "settings": w.Settings}
 }
 
-// UpdateWorkspace replaces a workspace's name and settings. A managed
+// UpdateWorkspace replaces a workspace's name and settings (a change that
+// changes nothing is not written or audited). A managed
 // workspace's name comes from plugins.yaml: changing it is a ConflictError.
 func (s *Store) UpdateWorkspace(ctx context.Context, who Change, w Workspace, name string, st Settings) (Workspace, error) {
 	if w.Managed && name != w.Name {
 		return w, conflict("workspace %s is declared in plugins.yaml; change its name there", w.Slug)
+	}
+	if name == w.Name && st == w.Settings {
+		return w, nil // nothing to change, nor to audit
 	}
 	var out Workspace
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
