@@ -107,6 +107,8 @@ func TestBadBodies(t *testing.T) {
 					t.Fatalf("null body: %d %s", r.status, r.body)
 				}
 			}
+			// Names are matched exactly, not case-insensitively.
+			c.do(rt.method, rt.path, with(strings.ToUpper(field), "x")).wantInvalid(t, strings.ToUpper(field))
 			for _, f := range rt.stringFields {
 				for _, v := range []any{42, true, []string{"x"}, map[string]any{"x": 1}} {
 					c.do(rt.method, rt.path, with(f, v)).wantInvalid(t, f)
@@ -125,6 +127,7 @@ func TestBadBodies(t *testing.T) {
 		{"PATCH", "/workspaces/shop", map[string]any{"settings": map[string]any{"currency": []string{"EUR"}}}, "settings.currency"},
 		{"PATCH", "/workspaces/shop", map[string]any{"settings": "UTC"}, "settings"},
 		{"PATCH", "/workspaces/shop", map[string]any{"settings": map[string]any{"locale": "fr"}}, "locale"},
+		{"PATCH", "/workspaces/shop", map[string]any{"settings": map[string]any{"TimeZone": "UTC"}}, "settings.TimeZone"},
 		{"POST", "/organizations/acme/workspaces", map[string]any{"id": "x", "name": "X", "settings": []any{}}, "settings"},
 		{"POST", "/workspaces/shop/api-keys", map[string]any{"name": "k", "scopes": "read"}, "scopes"},
 		{"POST", "/workspaces/shop/api-keys", map[string]any{"name": "k", "scopes": map[string]any{"read": true}}, "scopes"},

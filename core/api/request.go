@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -57,7 +58,7 @@ func decodeStrict(body []byte, dst any) error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case err == nil:
-		return nil
+		return exactNames(body, reflect.TypeOf(dst), "")
 	case errors.As(err, &typeErr) && typeErr.Field == "":
 		return FieldErrors{{Field: "body", Message: "must be a JSON object"}}
 	case errors.As(err, &typeErr):
@@ -72,6 +73,44 @@ func decodeStrict(body []byte, dst any) error {
 	default:
 		return FieldErrors{{Field: "body", Message: err.Error()}}
 	}
+}
+
+// exactNames checks that every key of the JSON object raw names a field of
+// struct t by its exact json tag, and so on in nested objects: encoding/json
+// matches names case-insensitively, so {"NAME": ...} would fill Name.
+func exactNames(raw json.RawMessage, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var obj map[string]json.RawMessage
+	if t.Kind() != reflect.Struct || json.Unmarshal(raw, &obj) != nil {
+		return nil // not an object (null, say): the decoder checked its type
+	}
+	for key, v := range obj {
+		name := key
+		if path != "" {
+			name = path + "." + key
+		}
+		f, ok := fieldByTag(t, key)
+		if !ok {
+			return FieldErrors{{Field: name, Message: "is not a known field (names are case-sensitive)"}}
+		}
+		if err := exactNames(v, f.Type, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fieldByTag finds the field of struct t whose json name is exactly key.
+func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // jsonKind names a Go kind as JSON calls it.
