@@ -1,0 +1,63 @@
+// Package session turns a device's events into sessions (visits), in
+// memory and without I/O: the worker drives it, storage persists what it
+// reports, the live API publishes it.
+//
+// # Parts
+//
+// A Workspace holds one workspace's Rules (timeout, maximum length, grace,
+// own and ignored referrer domains). A Visitor holds the open sessions of
+// one device, a workspace and an anonymous id. The caller feeds a visitor
+// its events one at a time with Apply, and closes finished sessions with
+// Close from a ticker; both append Changes (Started, Updated, Merged,
+// Closed), each carrying a copy of the session's state, which the caller
+// persists and publishes. FromEntry builds an Event from a stored entry.
+//
+//	ws, err := session.NewWorkspace(workspaceID, rules)
+//	v := ws.NewVisitor(anonymousID)          // one per device, kept by the caller
+//	changes, err = v.Apply(&ev, changes[:0]) // errors.Is(err, session.ErrTooLate): count it
+//	changes = v.Close(time.Now(), changes[:0])
+//
+// A Visitor is not safe for concurrent use: each belongs to the goroutine
+// of its shard. A Workspace is immutable and shared.
+//
+// # Rules
+//
+// Sessions are cut on corrected event time. An event starts a new session
+// when the gap since the previous event is Timeout or more (a gap of
+// exactly Timeout starts one), when the session would reach MaxLength, or
+// when it brings a new visit: campaign parameters other than the
+// session's, or, without any, a page view referred by another site than
+// the one the session came from (the workspace's own domains, the page's
+// own host and ignored referrers such as payment providers do not count).
+// Events without campaign parameters never start a session by themselves.
+//
+// # Late events
+//
+// Events may arrive late and out of order. A session stays open until the
+// watermark passed to Close reaches its last event + Timeout + Grace;
+// until then late events join it, extend it backwards, or merge it with
+// its neighbour when they bridge the gap (Merged names the absorbed id).
+// An event that falls before the end (last event + Timeout) of a session
+// already closed is refused with ErrTooLate; one far from every session
+// the visitor keeps starts a session of its own, like a mobile app's
+// offline batch. Choices of "the earliest" or "the latest" event (landing
+// page, current page, user id, source, device, location, orders, cart
+// lines) go by event time, ties broken by message id, so the result does
+// not depend on arrival order, except as Visitor.Apply documents.
+//
+// # Ids
+//
+// A session's ID is a UUIDv7 built from the time and a hash of the
+// workspace, anonymous id and message id of its earliest event: replaying
+// the same events, in any order, rebuilds the same ids. A late event that
+// becomes a session's earliest changes its id; that is reported as Merged.
+//
+// # Memory
+//
+// A live session costs about 1.3 KB with its visitor (TestMemoryPerSession
+// and BenchmarkMemoryPerSession measure it): URLs are cut to MaxURLBytes,
+// other strings to MaxTextBytes, repeated values (campaigns, countries,
+// product ids) are shared, a cart tracks at most MaxCartItems products and
+// keeps at most MaxCartChanges changes apart, and a session lists at most
+// MaxOrders orders.
+package session
