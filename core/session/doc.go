@@ -52,6 +52,60 @@
 // the same events, in any order, rebuilds the same ids. A late event that
 // becomes a session's earliest changes its id; that is reported as Merged.
 //
+// # Checkpoints
+//
+// A worker that takes over a shard must rebuild the visitors its dead
+// owner had, exactly: Apply is not idempotent, and a visitor holds more
+// than its sessions show (the marks that order events, revenue in
+// millionths, track events, cart changes kept apart, the horizon behind
+// ErrTooLate). Visitor.AppendBinary writes all of it in a compact,
+// versioned binary format, and Workspace.RestoreVisitor reads it back into
+// a visitor that answers every later Apply, Close, SetProfileID, NextClose
+// and Sessions exactly as the original would have. AppendVisitors and
+// RestoreVisitors do the same for a whole shard in one value, each
+// workspace id written once. A typical one-session visitor takes about
+// 500 bytes, mostly its URLs (BenchmarkSnapshot).
+//
+// The owner checkpoints between two batches, from the shard's goroutine,
+// all the visitors it holds (including those without open sessions that
+// it keeps to refuse late events), in the transaction that writes the
+// changes of the entries up to the last one applied:
+//
+//	state, err := session.AppendVisitors(state[:0], visitors)
+//	// UPDATE session_checkpoints SET last_entry_id = $1, state = $2 WHERE shard = $3
+//
+// The taker restores them with the workspaces' current Workspace, keys
+// them by v.Workspace().ID() and v.AnonymousID(), rebuilds its close queue
+// from NextClose, and replays the entries after last_entry_id:
+//
+//	visitors, err := session.RestoreVisitors(state, workspaceByID)
+//
+// The snapshot does not alias the visitors: the owner goes on at once.
+// Rewriting a large shard whole every few seconds is costly (100,000
+// visitors are about 50 MB); a caller may instead store visitors one per
+// row with AppendBinary, rewriting only those changed since the last
+// checkpoint and deleting those dropped, with the shard's last entry id in
+// the same transaction.
+//
+// The replay gives what the dead owner gave only if the taker makes the
+// same calls in the same order. The entries replay the Apply calls; Close
+// calls on the wall clock cannot be replayed, and an event arriving near a
+// session's close (last event + Timeout + Grace) may then be refused as
+// too late by one and joined by the other. For exact takeovers, derive
+// Close watermarks from the entries (such as the receive time of the
+// latest entry applied), or checkpoint in the transaction that writes the
+// Closed changes of each wall-clock Close.
+//
+// A snapshot holds no rules: restored under changed rules, sessions go on
+// under the new ones. RestoreVisitor and RestoreVisitors refuse data that
+// is not a snapshot they read with ErrInvalidSnapshot: corrupt, truncated,
+// beyond the engine's caps, of another workspace, or in a format this
+// build does not know (the first byte is the format; a new format must be
+// read alongside the old for as long as checkpoints in it may exist, so a
+// rollback across a format change cannot read the newer checkpoints). A
+// taker should then stop and report rather than start with no visitors,
+// which would split every session open at the checkpoint.
+//
 // # Memory
 //
 // A live session costs about 1.3 KB with its visitor (TestMemoryPerSession

@@ -56,6 +56,12 @@ func (w *Workspace) NewVisitor(anonymousID string) *Visitor {
 	return &Visitor{ws: w, anonymousID: anonymousID}
 }
 
+// AnonymousID returns the device (anonymous id) of the visitor.
+func (v *Visitor) AnonymousID() string { return v.anonymousID }
+
+// Workspace returns the workspace the visitor belongs to.
+func (v *Visitor) Workspace() *Workspace { return v.ws }
+
 // Len returns the number of open sessions.
 func (v *Visitor) Len() int { return len(v.open) }
 
