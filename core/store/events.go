@@ -287,7 +287,8 @@ func IsDataError(err error) bool {
 		return false
 	}
 	var invalid *invalidEventError
-	if errors.As(err, &invalid) {
+	var unstorable *unstorableError
+	if errors.As(err, &invalid) || errors.As(err, &unstorable) {
 		return true
 	}
 	var pgErr *pgconn.PgError
