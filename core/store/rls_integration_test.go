@@ -278,3 +278,36 @@ func TestInWorkspaceLeavesNothingOnTheConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryWorkspaceTableHasRowLevelSecurity guards the rule that every
+// workspace-scoped table is bound by row-level security: a new table with a
+// workspace_id column and no policy fails here.
+func TestEveryWorkspaceTableHasRowLevelSecurity(t *testing.T) {
+	s, _ := newStore(t)
+	rows, err := s.Pool().Query(context.Background(), `
+		SELECT c.relname, c.relrowsecurity,
+		       EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'workspace_isolation')
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'workspace_id' AND NOT a.attisdropped)
+		ORDER BY c.relname`)
+	testenv.Must(t, err, "list tables")
+	var tables []string
+	for rows.Next() {
+		var name string
+		var rls, policy bool
+		testenv.Must(t, rows.Scan(&name, &rls, &policy), "scan")
+		tables = append(tables, name)
+		if !rls || !policy {
+			t.Errorf("table %s has workspace_id but row-level security %v, workspace_isolation policy %v", name, rls, policy)
+		}
+	}
+	testenv.Must(t, rows.Err(), "rows")
+	// The check must have looked at the tables it guards.
+	for _, want := range []string{"events", "sources", "api_keys", "sessions", "profiles", "identities"} {
+		if !slices.Contains(tables, want) {
+			t.Errorf("tables with workspace_id = %v, missing %s", tables, want)
+		}
+	}
+}
