@@ -2,8 +2,6 @@ package identity
 
 import (
 	"bytes"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unique"
+
+	"github.com/google/uuid"
 
 	"github.com/eddy-cdp/eddy/core/event"
 )
@@ -504,33 +504,13 @@ func sortedKeys(m map[string]bool) []string {
 	return keys
 }
 
-// profileNamespace makes profile ids distinct from other name-based UUIDs.
-var profileNamespace = []byte("eddy.profile\x00")
+// profileSpace is the UUID namespace of profile ids (a fixed random UUID),
+// which keeps them distinct from other name-based UUIDs.
+var profileSpace = uuid.MustParse("6b1f3e0a-52c4-4d0e-9a57-2f8e7d2c9b41")
 
 // ProfileID is the id of the profile created for an identity: a name-based
 // (version 5) UUID of the workspace and the identity. An identity creates at
 // most one profile, since it stays linked once linked.
 func ProfileID(workspaceID string, id Identity) string {
-	h := sha1.New()
-	h.Write(profileNamespace)
-	h.Write([]byte(workspaceID))
-	h.Write([]byte{0})
-	h.Write([]byte(id.Kind))
-	h.Write([]byte{0})
-	h.Write([]byte(id.Value))
-	var u [16]byte
-	copy(u[:], h.Sum(nil))
-	u[6] = u[6]&0x0f | 0x50
-	u[8] = u[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], u[10:])
-	return string(s[:])
+	return uuid.NewSHA1(profileSpace, []byte(workspaceID+"\x00"+string(id.Kind)+"\x00"+id.Value)).String()
 }

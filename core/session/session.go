@@ -3,9 +3,10 @@ package session
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"slices"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Session is one visit of a device: the state the engine keeps and the
@@ -114,19 +115,7 @@ func newID(workspaceID, anonymousID, messageID string, t time.Time) ID {
 }
 
 // String returns the id in the canonical UUID form.
-func (id ID) String() string {
-	var b [36]byte
-	hex.Encode(b[0:8], id[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], id[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], id[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], id[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], id[10:])
-	return string(b[:])
-}
+func (id ID) String() string { return uuid.UUID(id).String() }
 
 // MarshalText writes the canonical UUID form.
 func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
