@@ -125,6 +125,10 @@ func (a *API) Register(r gin.IRouter) {
 	authed.POST("/workspaces/:ws/api-keys", a.createAPIKey)
 	authed.DELETE("/workspaces/:ws/api-keys/:key_id", a.revokeAPIKey)
 	authed.GET("/workspaces/:ws/events", a.listEvents)
+	authed.GET("/workspaces/:ws/sessions", a.listSessions)
+	authed.GET("/workspaces/:ws/sessions/:session_id", a.getSession)
+	authed.GET("/workspaces/:ws/profiles", a.findProfile)
+	authed.GET("/workspaces/:ws/profiles/:profile_id", a.getProfile)
 }
 
 // NoRoute answers a request under Base that matches no route; the server

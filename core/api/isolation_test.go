@@ -23,6 +23,8 @@ import (
 
 	"github.com/eddy-cdp/eddy/core/api"
 	"github.com/eddy-cdp/eddy/core/auth"
+	"github.com/eddy-cdp/eddy/core/identity"
+	"github.com/eddy-cdp/eddy/core/session"
 	"github.com/eddy-cdp/eddy/core/store"
 	"github.com/eddy-cdp/eddy/internal/testenv"
 )
@@ -118,7 +120,9 @@ func (a isoAccess) allows(c *isoCaller) bool {
 // isoCall is one prepared request of a caller on A's own objects.
 type isoCall struct {
 	params map[string]string
-	body   any
+	// query, when set, is appended to the path ("?identity=...").
+	query string
+	body  any
 	// client, when set, replaces the caller's (for calls that would end or
 	// replace the caller's session, or need a key of another workspace).
 	client *client
@@ -341,7 +345,27 @@ func isoRoutes() map[string]isoRoute {
 					}
 				}}
 			}},
-		"GET /workspaces/:ws/events": {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
+		"GET /workspaces/:ws/events":   {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
+		"GET /workspaces/:ws/sessions": {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
+		"GET /workspaces/:ws/sessions/:session_id": {access: roles(isoEveryone, auth.ScopeRead), ok: 200,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				return isoCall{check: func(t *testing.T, allowed bool, r response) {
+					if allowed && !strings.Contains(string(r.body), w.a.sessionID) {
+						t.Errorf("A's session: %s", r.body)
+					}
+				}}
+			}},
+		// Without ?identity= the lookup is a 400: the own-objects call
+		// names A's user.
+		"GET /workspaces/:ws/profiles": {access: roles(isoEveryone, auth.ScopeRead), ok: 200,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				return isoCall{query: "?identity=user_id:" + w.a.userID, check: func(t *testing.T, allowed bool, r response) {
+					if allowed && !strings.Contains(string(r.body), w.a.profileID) {
+						t.Errorf("A's profile: %s", r.body)
+					}
+				}}
+			}},
+		"GET /workspaces/:ws/profiles/:profile_id": {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
 	}
 }
 
@@ -389,6 +413,10 @@ type isoTenant struct {
 	memberID, memberEmail   string
 	ownerID, ownerEmail     string
 	messageIDs              []string
+	// sessionID is a stored session of anonID, profileID the profile of
+	// userID and anonID.
+	sessionID, profileID  string
+	userID, anonID, email string
 	// callers by name: the owner always; for A every role and key scope.
 	callers map[string]*isoCaller
 }
@@ -397,7 +425,7 @@ type isoTenant struct {
 // overrides.
 func (tn *isoTenant) params(over map[string]string) map[string]string {
 	m := map[string]string{"org": tn.org, "ws": tn.ws, "src": tn.src, "key_id": tn.keyID,
-		"invitation_id": tn.invID, "admin_id": tn.memberID}
+		"invitation_id": tn.invID, "admin_id": tn.memberID, "session_id": tn.sessionID, "profile_id": tn.profileID}
 	for k, v := range over {
 		m[k] = v
 	}
@@ -460,7 +488,7 @@ func newIsoWorld(t *testing.T) *isoWorld {
 	w.secrets = []string{b.org, b.orgID, b.orgName, b.ws, b.wsRow.ID, b.wsName, b.src, b.srcID, b.srcName,
 		b.writeKey, store.HashSecret(b.writeKey), b.keyID, b.keyName, b.key, store.HashSecret(b.key),
 		b.invID, b.invEmail, b.invTok, store.HashSecret(b.invTok), b.memberID, b.memberEmail, b.ownerID, b.ownerEmail,
-		"bravo-user", "Bravo Secret Event", "bravo-property-value"}
+		"bravo-user", "Bravo Secret Event", "bravo-property-value", b.sessionID, b.profileID, b.anonID, b.email}
 	w.secrets = append(w.secrets, b.messageIDs...)
 	return w
 }
@@ -472,7 +500,8 @@ func (w *isoWorld) newTenant(name string) *isoTenant {
 	tn := &isoTenant{name: name, org: name + "-org", orgName: title + " Org", ws: name + "-ws", wsName: title + " Workspace",
 		src: name + "-src", srcName: title + " Source", keyName: name + "-key",
 		invEmail: "invitee@" + name + ".test", memberEmail: "staff@" + name + ".test",
-		ownerEmail: "owner@" + name + ".test", callers: map[string]*isoCaller{}}
+		ownerEmail: "owner@" + name + ".test", callers: map[string]*isoCaller{},
+		userID: name + "-user", anonID: name + "-anon", email: "customer@" + name + ".test"}
 
 	owner := p.newAdmin(tn.ownerEmail)
 	a, _, err := p.store.AdminByEmail(ctx, tn.ownerEmail)
@@ -526,6 +555,17 @@ func (w *isoWorld) newTenant(name string) *isoTenant {
 	if n != int64(len(events)) {
 		t.Fatalf("inserted %d events of %s, want %d", n, name, len(events))
 	}
+
+	// A profile and a stored session.
+	tn.profileID = applyIdentity(t, p.store, identity.Event{WorkspaceID: tn.wsRow.ID, MessageID: name + "-identify",
+		Type: "identify", AnonymousID: tn.anonID, UserID: tn.userID, Timestamp: now,
+		Traits: json.RawMessage(`{"email": "` + tn.email + `", "secret": "` + name + `-property-value"}`)}).Profile
+	sw := newSessionWriter(t, p.store, tn.wsRow.ID)
+	sw.setProfile(tn.anonID, tn.profileID)
+	sw.apply(session.Event{AnonymousID: tn.anonID, MessageID: name + "-page", Type: session.TypePage, Timestamp: now,
+		URL: "https://" + name + ".test/", UserID: tn.userID})
+	sw.flush()
+	tn.sessionID = sw.ids[tn.anonID]
 	return tn
 }
 
@@ -648,6 +688,9 @@ func (w *isoWorld) snapshot(t *testing.T) []string {
 		`SELECT 'audit log ' || count(*) FROM b, audit_log l WHERE l.organization_id = b.org OR l.workspace = b.ws_slug`,
 		`SELECT 'events ' || count(*) FROM b, events e WHERE e.workspace_id = b.ws`,
 		`SELECT 'event ids ' || count(*) FROM b, event_ids e WHERE e.workspace_id = b.ws`,
+		`SELECT 'stored session ' || s::text FROM b, sessions s WHERE s.workspace_id = b.ws`,
+		`SELECT 'profile ' || x::text FROM b, profiles x WHERE x.workspace_id = b.ws`,
+		`SELECT 'identity ' || i::text FROM b, identities i WHERE i.workspace_id = b.ws`,
 	}
 	var out []string
 	for _, q := range queries {
@@ -709,6 +752,8 @@ func (w *isoWorld) variants(route string, c *isoCaller) []isoVariant {
 		"src":           {{w.a.src, "", false}, {w.b.src, "ghost-src", true}},
 		"key_id":        {{w.a.keyID, "", false}, {w.b.keyID, ghostUUID, true}},
 		"invitation_id": {{w.a.invID, "", false}, {w.b.invID, ghostUUID, true}},
+		"session_id":    {{w.a.sessionID, "", false}, {w.b.sessionID, ghostUUID, true}},
+		"profile_id":    {{w.a.profileID, "", false}, {w.b.profileID, ghostUUID, true}},
 		// The caller themself (leaving is allowed to anyone), B's member
 		// and B's owner.
 		"admin_id": {{self, "", false}, {w.b.memberID, ghostUUID, true}, {w.b.ownerID, ghostUUID, true}},
@@ -857,6 +902,11 @@ func TestIsolationCrossTenant(t *testing.T) {
 				}
 				return 404
 			}},
+		{"sessions of B's visitor through A", "GET", "/workspaces/" + w.a.ws + "/sessions?anonymous_id=" + w.b.anonID, nil, isoReadOr(200)},
+		{"sessions of B's profile through A", "GET", "/workspaces/" + w.a.ws + "/sessions?profile_id=" + w.b.profileID, nil, isoReadOr(200)},
+		{"B's profile by user id through A", "GET", "/workspaces/" + w.a.ws + "/profiles?identity=user_id:" + w.b.userID, nil, isoReadOr(404)},
+		{"B's profile by anonymous id through A", "GET", "/workspaces/" + w.a.ws + "/profiles?identity=anonymous_id:" + w.b.anonID, nil, isoReadOr(404)},
+		{"B's profile by email through A", "GET", "/workspaces/" + w.a.ws + "/profiles?identity=email:" + url.QueryEscape(w.b.email), nil, isoReadOr(404)},
 	}
 	for _, pr := range probes {
 		for _, c := range w.callers {
@@ -910,6 +960,18 @@ func TestIsolationCrossTenant(t *testing.T) {
 		len(isoRegisteredRoutes(t)), len(w.callers), named, plain, probed)
 }
 
+// isoReadOr is the status a caller of A gets for a read of its own
+// workspace that finds nothing of B's: 403 for a key without read, else
+// status.
+func isoReadOr(status int) func(c *isoCaller) int {
+	return func(c *isoCaller) int {
+		if c.key != "" && !slices.Contains(c.scopes, auth.ScopeRead) {
+			return 403
+		}
+		return status
+	}
+}
+
 // isoErrorMessage returns an error response's code and message.
 func isoErrorMessage(r response) string {
 	var e struct {
@@ -949,7 +1011,7 @@ func TestIsolationOwnObjects(t *testing.T) {
 				if cl == nil {
 					cl = c.c
 				}
-				p := isoPath(t, path, call.params)
+				p := isoPath(t, path, call.params) + call.query
 				allowed := rc.access.allows(c)
 				want := map[bool]int{true: rc.ok, false: http.StatusForbidden}[allowed]
 				r := w.send(t, cl, method, p, call.body)
@@ -1058,6 +1120,9 @@ func TestIsolationListsHoldOnlyTheCallersItems(t *testing.T) {
 			access:  isoAccess{roles: isoEditors, scope: auth.ScopeAdmin}},
 		{path: "/workspaces/" + w.a.ws + "/events", field: "message_id", want: w.a.messageIDs,
 			belongs: func(i map[string]any) bool { return slices.Contains(w.a.messageIDs, isoField(i, "message_id")) },
+			access:  isoAccess{roles: isoEveryone, scope: auth.ScopeRead}},
+		{path: "/workspaces/" + w.a.ws + "/sessions", field: "id", want: []string{w.a.sessionID},
+			belongs: func(i map[string]any) bool { return isoField(i, "id") == w.a.sessionID },
 			access:  isoAccess{roles: isoEveryone, scope: auth.ScopeRead}},
 	}
 	for _, l := range lists {

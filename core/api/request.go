@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -151,6 +152,27 @@ func (a *API) uuidParam(c *gin.Context, name string) (string, bool) {
 		return "", false
 	}
 	return u.String(), true
+}
+
+// timeRange reads the ?from= (inclusive) and ?to= (exclusive) bounds of a
+// listing, RFC 3339 times; zero when absent.
+func timeRange(c *gin.Context, errs *FieldErrors) (from, to time.Time) {
+	for _, q := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		if s := c.Query(q.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				errs.Add(q.name, "must be an RFC 3339 time such as 2026-11-22T10:00:00Z")
+			}
+			*q.dst = t
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		errs.Add("to", "must be after from")
+	}
+	return from, to
 }
 
 // Pagination.

@@ -368,21 +368,7 @@ func (a *API) listEvents(c *gin.Context) {
 		}
 		errs.Text(q.name, q.v)
 	}
-	for _, q := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if s := c.Query(q.name); s != "" {
-			t, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				errs.Add(q.name, "must be an RFC 3339 time such as 2026-11-22T10:00:00Z")
-			}
-			*q.dst = t
-		}
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		errs.Add("to", "must be after from")
-	}
+	f.From, f.To = timeRange(c, &errs)
 	if errs != nil {
 		a.fail(c, errs)
 		return

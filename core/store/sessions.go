@@ -514,8 +514,8 @@ func (s *Store) Session(ctx context.Context, w Workspace, id string) (StoredSess
 // SessionFilter selects a workspace's sessions. Empty fields do not filter.
 type SessionFilter struct {
 	AnonymousID, ProfileID string
-	// Open keeps the sessions not closed yet.
-	Open bool
+	// Open keeps the sessions not closed yet; Closed keeps the closed ones.
+	Open, Closed bool
 	// From (inclusive) and To (exclusive) bound the start.
 	From, To time.Time
 }
@@ -539,13 +539,13 @@ func (s *Store) Sessions(ctx context.Context, w Workspace, f SessionFilter, p Pa
 		rows, err := tx.Query(ctx, `SELECT `+sessionColumns+` FROM sessions s
 			WHERE s.workspace_id = $1
 			  AND ($2 = '' OR s.anonymous_id = $2) AND ($3 = '' OR s.profile_id = $3)
-			  AND (NOT $4 OR NOT s.closed)
+			  AND (NOT $4 OR NOT s.closed) AND (NOT $9 OR s.closed)
 			  AND ($5::timestamptz IS NULL OR s.started_at >= $5)
 			  AND ($6::timestamptz IS NULL OR s.started_at < $6)
 			  AND ($7::uuid IS NULL OR s.id < $7::uuid)
 			ORDER BY s.id DESC
 			LIMIT $8`,
-			w.ID, f.AnonymousID, f.ProfileID, f.Open, timestamptz(f.From), timestamptz(f.To), after, p.Limit)
+			w.ID, f.AnonymousID, f.ProfileID, f.Open, timestamptz(f.From), timestamptz(f.To), after, p.Limit, f.Closed)
 		if err != nil {
 			return err
 		}

@@ -434,6 +434,11 @@ func TestSessionsListAndRLS(t *testing.T) {
 	if got := ids(list); !slices.Equal(got, []string{"z", "y"}) {
 		t.Errorf("open sessions: %v, want z y", got)
 	}
+	list, err = s.Sessions(ctx, a, store.SessionFilter{Closed: true}, store.Page{Limit: 10})
+	testenv.Must(t, err, "closed sessions")
+	if got := ids(list); !slices.Equal(got, []string{"x"}) {
+		t.Errorf("closed sessions: %v, want x", got)
+	}
 	list, err = s.Sessions(ctx, a, store.SessionFilter{AnonymousID: "y", From: st0, To: st0.Add(2 * time.Hour)}, store.Page{Limit: 10})
 	testenv.Must(t, err, "sessions of y")
 	if got := ids(list); !slices.Equal(got, []string{"y"}) {
