@@ -280,8 +280,10 @@ func TestClient(t *testing.T) {
 func TestDocument(t *testing.T) {
 	spec := Load(t)
 	ops := spec.Operations()
-	if len(ops) != 31 {
-		t.Errorf("%d operations, want 31 (docs/api.md)", len(ops))
+	// That the operations are exactly the server's routes is checked in
+	// core/api (TestRoutesMatchTheDocument); here, that there are some.
+	if len(ops) == 0 {
+		t.Fatal("the document has no operations")
 	}
 	ids := map[string]bool{}
 	for _, o := range ops {
