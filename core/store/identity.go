@@ -119,39 +119,14 @@ func (s *Identities) Resolve(ctx context.Context, workspaceID, profileID string)
 // identities (ordered by the time they were linked, then kind and value),
 // or ErrNotFound.
 func (s *Identities) Profile(ctx context.Context, workspaceID, profileID string) (identity.Profile, error) {
-	var p *identity.Profile
+	var p identity.Profile
 	// One snapshot, so that a concurrent merge cannot show half a profile.
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		id, err := resolveProfile(ctx, tx, workspaceID, profileID)
-		if err != nil {
-			return err
-		}
-		if id == "" {
-			return ErrNotFound
-		}
-		p, err = scanProfile(tx.QueryRow(ctx, `SELECT `+profileColumns+` FROM profiles WHERE workspace_id = $1 AND id = $2`, workspaceID, id))
-		if err != nil {
-			return fmt.Errorf("read profile %s: %w", id, err)
-		}
-		rows, err := tx.Query(ctx, `
-			SELECT kind, value FROM identities WHERE workspace_id = $1 AND profile_id = $2
-			ORDER BY first_seen, kind, value`, workspaceID, id)
-		if err != nil {
-			return fmt.Errorf("read identities of %s: %w", id, err)
-		}
-		p.Identities, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (identity.Identity, error) {
-			var i identity.Identity
-			return i, r.Scan(&i.Kind, &i.Value)
-		})
-		if err != nil {
-			return fmt.Errorf("read identities of %s: %w", id, err)
-		}
-		return nil
+		var err error
+		p, err = readProfile(ctx, tx, workspaceID, profileID)
+		return err
 	})
-	if err != nil {
-		return identity.Profile{}, err
-	}
-	return *p, nil
+	return p, err
 }
 
 // resolveProfile follows merged_into from a profile id to the live profile;
