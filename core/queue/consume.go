@@ -72,6 +72,31 @@ type ConsumerOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Logger receives the consumer's logs; slog.Default() if nil.
 	Logger *slog.Logger
+	// Hooks are told of shard ownership and called between reads, for
+	// handlers that keep per-shard state.
+	Hooks ShardHooks
+}
+
+// ShardHooks let a handler keep state per shard: each is called on the
+// shard's goroutine, so never concurrently with the shard's batches. All
+// are optional.
+type ShardHooks struct {
+	// Acquired runs when the consumer starts owning shard, before the
+	// shard's pending entries are claimed and before its first batch. With
+	// an error the consumer waits (backoff) and calls it again; the shard
+	// delivers nothing meanwhile.
+	Acquired func(ctx context.Context, shard int) error
+	// Tick runs between reads, about every TickInterval (at least once per
+	// Block while the shard is idle), with the context batches get. An
+	// error is the handler's to report; it makes the shard go back to its
+	// pending entries, as after a handler error.
+	Tick func(ctx context.Context, shard int) error
+	// TickInterval is how often Tick runs; 1s if zero.
+	TickInterval time.Duration
+	// Released runs when the consumer stops owning shard (rebalance, lease
+	// lost, shutdown), after its last batch: Acquired runs again before any
+	// later batch.
+	Released func(shard int)
 }
 
 const (
@@ -93,7 +118,7 @@ func (o ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 		return o, errors.New("consumer options: group is required")
 	}
 	if o.Consumer == "" {
-		o.Consumer = defaultConsumerName()
+		o.Consumer = DefaultConsumerName()
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = defaultBatchSize
@@ -113,6 +138,9 @@ func (o ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Hooks.TickInterval == 0 {
+		o.Hooks.TickInterval = time.Second
+	}
 	switch {
 	case o.BatchSize < 0:
 		return o, fmt.Errorf("consumer options: batch size must be positive, got %d", o.BatchSize)
@@ -121,13 +149,15 @@ func (o ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 		return o, fmt.Errorf("consumer options: block must be at least 1ms, got %s", o.Block)
 	case o.LeaseTTL < minLeaseTTL:
 		return o, fmt.Errorf("consumer options: lease TTL must be at least %s, got %s", minLeaseTTL, o.LeaseTTL)
+	case o.Hooks.TickInterval < 0:
+		return o, fmt.Errorf("consumer options: tick interval must be positive, got %s", o.Hooks.TickInterval)
 	case o.MinBackoff < 0 || o.MaxBackoff < o.MinBackoff:
 		return o, fmt.Errorf("consumer options: backoff must satisfy 0 <= min <= max, got %s..%s", o.MinBackoff, o.MaxBackoff)
 	}
 	return o, nil
 }
 
-func defaultConsumerName() string {
+func DefaultConsumerName() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown"

@@ -24,7 +24,25 @@ func (c *consumer) runShard(soft, hard context.Context, w *worker) {
 	stream := c.q.streams[w.shard]
 	bo := backoff{min: c.opts.MinBackoff, max: c.opts.MaxBackoff}
 	claimed, pending := false, true
+	if !c.acquired(soft, hard, w, log, &bo) {
+		return
+	}
+	if h := c.opts.Hooks.Released; h != nil {
+		defer h(w.shard)
+	}
+	lastTick := time.Now()
 	for soft.Err() == nil {
+		if t := c.opts.Hooks.Tick; t != nil && time.Since(lastTick) >= c.opts.Hooks.TickInterval {
+			lastTick = time.Now()
+			if err := c.shardTick(hard, w.shard); err != nil {
+				if hard.Err() == nil {
+					log.Warn("queue: shard tick failed; going back to pending entries", "err", err)
+				}
+				pending = true
+				sleep(soft, bo.next())
+				continue
+			}
+		}
 		if !c.leaseValid(w) {
 			log.Warn("queue: shard lease expired before it could be renewed; stopping")
 			return
@@ -74,6 +92,45 @@ func (c *consumer) runShard(soft, hard context.Context, w *worker) {
 		}
 		bo.reset()
 	}
+}
+
+// acquired runs the Acquired hook until it succeeds, and reports false if
+// the shard stopped first.
+func (c *consumer) acquired(soft, hard context.Context, w *worker, log *slog.Logger, bo *backoff) bool {
+	h := c.opts.Hooks.Acquired
+	if h == nil {
+		return true
+	}
+	for soft.Err() == nil {
+		if !c.leaseValid(w) {
+			return false
+		}
+		err := c.callHook(func() error { return h(hard, w.shard) })
+		if err == nil {
+			bo.reset()
+			return true
+		}
+		if hard.Err() != nil {
+			return false
+		}
+		log.Warn("queue: shard acquisition hook failed; retrying", "err", err)
+		sleep(soft, bo.next())
+	}
+	return false
+}
+
+func (c *consumer) shardTick(ctx context.Context, shard int) error {
+	return c.callHook(func() error { return c.opts.Hooks.Tick(ctx, shard) })
+}
+
+// callHook runs a hook, turning a panic into an error.
+func (c *consumer) callHook(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("hook panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return f()
 }
 
 func (c *consumer) leaseValid(w *worker) bool {
