@@ -280,6 +280,14 @@ type unstorableError struct{ reason string }
 
 func (e *unstorableError) Error() string { return e.reason }
 
+// IsUnstorable reports whether err is input the identity store refused
+// before writing anything (NUL bytes, invalid UTF-8, times out of range):
+// the caller's transaction is intact.
+func IsUnstorable(err error) bool {
+	var u *unstorableError
+	return errors.As(err, &u)
+}
+
 // Times the store keeps: PostgreSQL's range is wider, JSON's (RFC 3339,
 // in the traits' stamps) is not.
 var (

@@ -383,17 +383,25 @@ func micros(v float64) pgtype.Numeric {
 }
 
 func cartJSON(c session.Cart) []byte {
+	sc := cartOf(c)
+	if sc == nil {
+		return nil
+	}
+	b, _ := json.Marshal(sc) // plain fields, finite numbers
+	return b
+}
+
+// cartOf returns the cart as stored, nil when it is empty.
+func cartOf(c session.Cart) *SessionCart {
 	items := c.Items()
 	if len(items) == 0 {
 		return nil
 	}
-	sc := SessionCart{Items: make([]CartItem, len(items)), Value: c.Value()}
+	sc := &SessionCart{Items: make([]CartItem, len(items)), Value: finite(c.Value())}
 	for i, it := range items {
 		sc.Items[i] = CartItem{ProductID: clean(it.ProductID), SKU: clean(it.SKU), Name: clean(it.Name), Price: finite(it.Price), Quantity: it.Quantity}
 	}
-	sc.Value = finite(sc.Value)
-	b, _ := json.Marshal(sc) // plain fields, finite numbers
-	return b
+	return sc
 }
 
 func productsJSON(ps []session.Product) []byte {
@@ -556,4 +564,25 @@ func (s *Store) Sessions(ctx context.Context, w Workspace, f SessionFilter, p Pa
 		return nil, fmt.Errorf("sessions of %s: %w", w.Slug, err)
 	}
 	return out, nil
+}
+
+// StateOf returns a session's state as the API reads it, for the live view
+// of a session that storage may not have caught up with. It is what the
+// session's row holds once written, UpdatedAt aside (the caller's clock).
+func StateOf(s *session.Session, updatedAt time.Time) StoredSession {
+	st := StoredSession{
+		ID: s.ID.String(), AnonymousID: clean(s.AnonymousID), UserID: clean(s.UserID), ProfileID: clean(s.ProfileID),
+		StartedAt: s.Start, LastEventAt: s.LastEvent, Duration: s.Duration(),
+		Events: s.Events, PageViews: s.PageViews,
+		LandingPage: clean(s.LandingPage), CurrentPage: clean(s.CurrentPage), ExitPage: clean(s.ExitPage), Referrer: clean(s.Referrer),
+		ChannelGroup: clean(string(s.Channel.Group)), Source: clean(s.Channel.Source), Medium: clean(s.Channel.Medium),
+		Campaign: clean(s.Channel.Campaign), Term: clean(s.Campaign.Term), Content: clean(s.Campaign.Content),
+		ClickIDParam: clean(s.Campaign.ClickIDParam), ClickID: clean(s.Campaign.ClickID),
+		DeviceType: clean(string(s.Device.Type)), OS: clean(s.Device.OS), Browser: clean(s.Device.Browser),
+		Country: clean(s.Location.Country), City: clean(s.Location.City),
+		OrdersCount: s.OrderCount, Revenue: finite(s.Revenue()),
+		Converted: s.Converted(), Bounced: s.Bounced, Closed: s.Closed, UpdatedAt: updatedAt,
+	}
+	st.Cart = cartOf(s.Cart)
+	return st
 }
