@@ -27,6 +27,8 @@ import (
 	"github.com/eddy-cdp/eddy/core/api"
 	"github.com/eddy-cdp/eddy/core/collector"
 	"github.com/eddy-cdp/eddy/core/config"
+	"github.com/eddy-cdp/eddy/core/engine"
+	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/pipeline"
 	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/core/store"
@@ -131,14 +133,18 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 			s.Close()
 			return nil, err
 		}
+		if err := engine.RegisterMetrics(s.reg); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
-	engine, err := s.routes()
+	router, err := s.routes()
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.http = &http.Server{
-		Handler:           engine,
+		Handler:           router,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -334,11 +340,23 @@ func (s *Server) Run(ctx context.Context) error {
 			MaxBackoff:   s.cfg.Worker.MaxBackoff,
 			Logger:       s.log.With("role", RoleWorker),
 		})
-		wg.Add(1)
+		eng := engine.New(s.queue, s.store, live.New(s.rdb, s.cfg.Queue.Prefix), engine.Options{
+			BatchSize:  s.cfg.Worker.BatchSize,
+			LeaseTTL:   s.cfg.Worker.LeaseTTL,
+			MaxBackoff: s.cfg.Worker.MaxBackoff,
+			Logger:     s.log.With("role", RoleWorker),
+		})
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			if err := wk.Run(bg); err != nil {
 				errc <- fmt.Errorf("worker: %w", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := eng.Run(bg); err != nil {
+				errc <- fmt.Errorf("session engine: %w", err)
 			}
 		}()
 	}
