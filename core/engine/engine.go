@@ -240,9 +240,10 @@ func (e *Engine) reload(ctx context.Context, sh *shard) (*shard, error) {
 	return e.shard(sh.id), nil
 }
 
-// item is one entry of a batch, decoded.
+// item is one entry of a batch, decoded, with its workspace's rules.
 type item struct {
 	msg *queue.Message
+	ws  *session.Workspace
 	ses session.Event
 	idn identity.Event
 }
@@ -286,7 +287,10 @@ func (e *Engine) handle(ctx context.Context, b queue.Batch) ([]queue.DeadLetter,
 			dead = append(dead, queue.DeadLetter{Message: *m, Reason: err.Error()})
 			continue
 		}
-		if _, err := e.rules.workspace(ctx, m.Entry.WorkspaceID); errors.Is(err, store.ErrNotFound) {
+		// Read before the transaction: nothing may wait for a second
+		// connection while the transaction holds one.
+		it.ws, err = e.rules.workspace(ctx, m.Entry.WorkspaceID)
+		if errors.Is(err, store.ErrNotFound) {
 			dead = append(dead, queue.DeadLetter{Message: *m, Reason: "unknown workspace " + m.Entry.WorkspaceID})
 			continue
 		} else if err != nil {
@@ -358,11 +362,7 @@ func (e *Engine) apply(ctx context.Context, sh *shard, items []item, c *commit) 
 			skippedTotal.WithLabelValues("no_device").Inc()
 			continue
 		}
-		w, err := e.rules.workspace(ctx, ws)
-		if err != nil {
-			return err
-		}
-		vis := sh.visitor(w, it.ses.AnonymousID, now)
+		vis := sh.visitor(it.ws, it.ses.AnonymousID, now)
 		before := vis.v.Len()
 		if profile != "" {
 			c.changes = vis.v.SetProfileID(profile, c.changes)
@@ -405,9 +405,12 @@ func isInputError(err error) bool {
 		errors.Is(err, identity.ErrWrongWorkspace) || store.IsUnstorable(err)
 }
 
-// write stores the changes, page views and orders and the shard's
-// checkpoint.
+// write stores the identity changes, the session changes, page views and
+// orders, and the shard's checkpoint.
 func (e *Engine) write(ctx context.Context, tx pgx.Tx, sh *shard, last entryID, c *commit) error {
+	if err := c.idtx.Flush(ctx); err != nil {
+		return err
+	}
 	if err := e.st.WriteSessionsTx(ctx, tx, c.changes, c.pageViews, c.orders); err != nil {
 		return err
 	}

@@ -84,8 +84,11 @@ func (s *Store) Identities() *Identities { return &Identities{pool: s.pool} }
 func (s *Identities) Apply(ctx context.Context, ev identity.Event) (identity.Changes, error) {
 	var ch identity.Changes
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
-		ch, err = NewIdentityTx(tx).Apply(ctx, ev)
-		return err
+		t := NewIdentityTx(tx)
+		if ch, err = t.Apply(ctx, ev); err != nil {
+			return err
+		}
+		return t.Flush(ctx)
 	})
 	return ch, err
 }
@@ -94,8 +97,11 @@ func (s *Identities) Apply(ctx context.Context, ev identity.Event) (identity.Cha
 func (s *Identities) RecordSession(ctx context.Context, workspaceID, profileID string, sess identity.Session) (identity.Changes, error) {
 	var ch identity.Changes
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
-		ch, err = NewIdentityTx(tx).RecordSession(ctx, workspaceID, profileID, sess)
-		return err
+		t := NewIdentityTx(tx)
+		if ch, err = t.RecordSession(ctx, workspaceID, profileID, sess); err != nil {
+			return err
+		}
+		return t.Flush(ctx)
 	})
 	return ch, err
 }
@@ -104,8 +110,11 @@ func (s *Identities) RecordSession(ctx context.Context, workspaceID, profileID s
 func (s *Identities) RecordOrder(ctx context.Context, workspaceID, profileID string, o identity.Order) (identity.Changes, error) {
 	var ch identity.Changes
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
-		ch, err = NewIdentityTx(tx).RecordOrder(ctx, workspaceID, profileID, o)
-		return err
+		t := NewIdentityTx(tx)
+		if ch, err = t.RecordOrder(ctx, workspaceID, profileID, o); err != nil {
+			return err
+		}
+		return t.Flush(ctx)
 	})
 	return ch, err
 }
@@ -164,16 +173,80 @@ func isUUID(s string) bool {
 // A call that fails with a database error leaves the transaction aborted:
 // roll it back. Errors in the input (identity.ErrNoIdentity, ...) are
 // returned before anything is written.
+//
+// Writes are deferred: they are sent before the next read that needs them
+// and by Flush, which the caller must call before committing. Identities
+// and profiles read under the locks the transaction holds are kept, so
+// that the events of a batch locked with Lock are applied without a round
+// trip each (nobody else can change what the locks cover).
 type IdentityTx struct {
 	tx pgx.Tx
 	// keys are the advisory locks held.
 	keys map[int64]bool
+	// known are identities whose link is known under those locks: linked
+	// to linked[id], or to nothing when absent from linked.
+	known  map[wsIdentity]bool
+	linked map[wsIdentity]string
+	// loaded are the profiles read and locked, or created, by id (profile
+	// ids are unique across workspaces).
+	loaded map[string]*identity.Profile
+	// dirty are the profiles to write, pending the other writes in order.
+	dirty   map[string]string // profile id -> workspace id
+	pending pgx.Batch
+}
+
+type wsIdentity struct {
+	ws string
+	id identity.Identity
 }
 
 // NewIdentityTx returns an IdentityTx over tx.
 func NewIdentityTx(tx pgx.Tx) *IdentityTx {
-	return &IdentityTx{tx: tx, keys: map[int64]bool{}}
+	return &IdentityTx{tx: tx, keys: map[int64]bool{}, known: map[wsIdentity]bool{}, linked: map[wsIdentity]string{},
+		loaded: map[string]*identity.Profile{}, dirty: map[string]string{}}
 }
+
+// Flush sends the deferred writes.
+func (t *IdentityTx) Flush(ctx context.Context) error {
+	ids := make([]string, 0, len(t.dirty))
+	for id := range t.dirty {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		p := t.loaded[id]
+		if p == nil {
+			return fmt.Errorf("write profile %s: not loaded", id)
+		}
+		traits, consent, lastOrder, err := encodeProfile(p)
+		if err != nil {
+			return fmt.Errorf("write profile %s: %w", id, err)
+		}
+		t.pending.Queue(upsertProfileSQL, t.dirty[id], p.ID, p.UserID, p.MergedInto, nullTime(p.FirstSeen), nullTime(p.LastSeen),
+			p.Sessions, p.Orders, p.RevenueMicros, lastOrder, traits, consent)
+	}
+	clear(t.dirty)
+	if t.pending.Len() == 0 {
+		return nil
+	}
+	b := t.pending
+	t.pending = pgx.Batch{}
+	if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("write identity changes: %w", err)
+	}
+	return nil
+}
+
+const upsertProfileSQL = `
+	INSERT INTO profiles (workspace_id, id, user_id, merged_into, first_seen, last_seen,
+	                      sessions_count, orders_count, revenue_micros, last_order, traits, consent)
+	VALUES ($1, $2, nullif($3, ''), nullif($4, '')::uuid, $5, $6, $7, $8, $9, $10, $11, $12)
+	ON CONFLICT (workspace_id, id) DO UPDATE SET
+	    user_id = excluded.user_id, merged_into = excluded.merged_into,
+	    first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+	    sessions_count = excluded.sessions_count, orders_count = excluded.orders_count,
+	    revenue_micros = excluded.revenue_micros, last_order = excluded.last_order,
+	    traits = excluded.traits, consent = excluded.consent, updated_at = now()`
 
 // Lock takes, in the order that keeps concurrent batches from deadlocking,
 // the locks that applying events will need (see the package notes on
@@ -208,20 +281,52 @@ func (t *IdentityTx) Lock(ctx context.Context, events []identity.Event) error {
 	if len(wss) == 0 {
 		return nil
 	}
-	_, err := t.lockProfiles(ctx, func(ctx context.Context, tx pgx.Tx) ([]profileRef, error) {
+	if err := t.Flush(ctx); err != nil {
+		return err
+	}
+	found := map[wsIdentity]string{}
+	profiles, err := t.lockProfiles(ctx, func(ctx context.Context, tx pgx.Tx) ([]profileRef, error) {
+		clear(found)
 		rows, err := tx.Query(ctx, `
-			SELECT DISTINCT i.workspace_id::text, i.profile_id::text
+			SELECT i.workspace_id::text, i.kind, i.value, i.profile_id::text
 			FROM unnest($1::uuid[], $2::text[], $3::text[]) AS e (workspace_id, kind, value)
 			JOIN identities i USING (workspace_id, kind, value)`, wss, kinds, values)
 		if err != nil {
 			return nil, err
 		}
-		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (profileRef, error) {
-			var p profileRef
-			return p, r.Scan(&p.ws, &p.id)
+		var refs []profileRef
+		seen := map[string]bool{}
+		var k wsIdentity
+		var profile string
+		_, err = pgx.ForEachRow(rows, []any{&k.ws, &k.id.Kind, &k.id.Value, &profile}, func() error {
+			found[k] = profile
+			if !seen[profile] {
+				seen[profile] = true
+				refs = append(refs, profileRef{k.ws, profile})
+			}
+			return nil
 		})
+		return refs, err
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	// Every identity of the batch is now advisory-locked and every profile
+	// they point at row-locked: what was read stays true until commit,
+	// except for this transaction's own writes, which update the cache.
+	for _, p := range profiles {
+		t.keep(p)
+	}
+	for i := range wss {
+		k := wsIdentity{wss[i], identity.Identity{Kind: identity.Kind(kinds[i]), Value: values[i]}}
+		if pid, ok := found[k]; ok && t.loaded[pid] != nil {
+			t.linked[k] = pid
+			t.known[k] = true
+		} else if !ok {
+			t.known[k] = true
+		}
+	}
+	return nil
 }
 
 // Apply resolves an event to a profile and applies it (see identity.Apply).
@@ -270,6 +375,9 @@ func (t *IdentityTx) RecordOrder(ctx context.Context, workspaceID, profileID str
 // Resolve returns the live profile a profile id is, or was merged into;
 // empty if the id was never issued. It sees the transaction's writes.
 func (t *IdentityTx) Resolve(ctx context.Context, workspaceID, profileID string) (string, error) {
+	if err := t.Flush(ctx); err != nil {
+		return "", err
+	}
 	return resolveProfile(ctx, t.tx, workspaceID, profileID)
 }
 
@@ -333,7 +441,28 @@ func storableEvent(ev identity.Event) error {
 }
 
 func (t *IdentityTx) call(ctx context.Context, ws string) *pgCall {
-	return &pgCall{t: t, ctx: ctx, ws: ws, loaded: map[string]*identity.Profile{}}
+	return &pgCall{t: t, ctx: ctx, ws: ws}
+}
+
+// keep makes sure one profile is always the same *Profile within the
+// transaction.
+func (t *IdentityTx) keep(p *identity.Profile) *identity.Profile {
+	if p == nil {
+		return nil
+	}
+	if q, ok := t.loaded[p.ID]; ok {
+		return q
+	}
+	t.loaded[p.ID] = p
+	return p
+}
+
+// live follows merges within the loaded profiles.
+func (t *IdentityTx) live(p *identity.Profile) *identity.Profile {
+	for p != nil && p.MergedInto != "" {
+		p = t.loaded[p.MergedInto]
+	}
+	return p
 }
 
 // lockKeys takes advisory locks on keys not yet held, in ascending order.
@@ -473,21 +602,25 @@ func identityKey(ws string, id identity.Identity) int64 {
 }
 
 // pgCall is the identity.Tx of one call. It reads and locks as the rules
-// ask, queues the writes, and sends them in one batch when the rules are
-// done (flush). Its profiles carry no Identities: Merge re-points the
-// absorbed profile's identities by profile id.
+// ask (from the transaction's cache when it can), and queues the writes in
+// the transaction's deferred batch. Its profiles carry no Identities: Merge
+// re-points the absorbed profile's identities by profile id.
 type pgCall struct {
-	t      *IdentityTx
-	ctx    context.Context
-	ws     string
-	at     time.Time // the event time, for identities.first_seen
-	loaded map[string]*identity.Profile
-	batch  pgx.Batch
+	t   *IdentityTx
+	ctx context.Context
+	ws  string
+	at  time.Time // the event time, for identities.first_seen
 }
 
 var _ identity.Tx = (*pgCall)(nil)
 
 func (c *pgCall) Lookup(ids []identity.Identity, into []*identity.Profile) error {
+	if c.cached(ids, into) {
+		return nil
+	}
+	if err := c.t.Flush(c.ctx); err != nil {
+		return err
+	}
 	keys := make([]int64, len(ids))
 	kinds, values := make([]string, len(ids)), make([]string, len(ids))
 	for i, id := range ids {
@@ -522,34 +655,47 @@ func (c *pgCall) Lookup(ids []identity.Identity, into []*identity.Profile) error
 	}
 	for i, id := range ids {
 		into[i] = nil
+		k := wsIdentity{c.ws, id}
+		c.t.known[k] = true
 		if pid, ok := linked[id]; ok {
-			into[i] = c.keep(profiles[pid])
+			into[i] = c.t.keep(profiles[pid])
 			if into[i] == nil {
 				return fmt.Errorf("identity %s points at missing profile %s", id, pid)
 			}
+			c.t.linked[k] = pid
 		}
 	}
 	return nil
 }
 
-// keep makes sure one profile is always the same *Profile within the call.
-func (c *pgCall) keep(p *identity.Profile) *identity.Profile {
-	if p == nil {
-		return nil
+// cached answers a Lookup from the transaction's cache if it knows every
+// identity's link.
+func (c *pgCall) cached(ids []identity.Identity, into []*identity.Profile) bool {
+	for _, id := range ids {
+		if !c.t.known[wsIdentity{c.ws, id}] {
+			return false
+		}
 	}
-	if q, ok := c.loaded[p.ID]; ok {
-		return q
+	for i, id := range ids {
+		into[i] = nil
+		if pid, ok := c.t.linked[wsIdentity{c.ws, id}]; ok {
+			if into[i] = c.t.live(c.t.loaded[pid]); into[i] == nil {
+				return false
+			}
+		}
 	}
-	c.loaded[p.ID] = p
-	return p
+	return true
 }
 
 func (c *pgCall) Get(profileID string) (*identity.Profile, error) {
 	if !isUUID(c.ws) {
 		return nil, nil
 	}
-	if p, ok := c.loaded[profileID]; ok && p.MergedInto == "" {
+	if p := c.t.live(c.t.loaded[profileID]); p != nil {
 		return p, nil
+	}
+	if err := c.t.Flush(c.ctx); err != nil {
+		return nil, err
 	}
 	var live string
 	profiles, err := c.t.lockProfiles(c.ctx, func(ctx context.Context, tx pgx.Tx) ([]profileRef, error) {
@@ -563,23 +709,30 @@ func (c *pgCall) Get(profileID string) (*identity.Profile, error) {
 	if err != nil || live == "" {
 		return nil, err
 	}
-	return c.keep(profiles[live]), nil
+	return c.t.keep(profiles[live]), nil
 }
 
 func (c *pgCall) Create(p *identity.Profile) error {
-	c.loaded[p.ID] = p
+	c.t.loaded[p.ID] = p
 	return nil // the row is written by flush
 }
 
 func (c *pgCall) Link(id identity.Identity, profileID string) error {
-	c.batch.Queue(`INSERT INTO identities (workspace_id, kind, value, profile_id, first_seen) VALUES ($1, $2, $3, $4, $5)`,
+	c.t.pending.Queue(`INSERT INTO identities (workspace_id, kind, value, profile_id, first_seen) VALUES ($1, $2, $3, $4, $5)`,
 		c.ws, string(id.Kind), id.Value, profileID, c.at)
+	k := wsIdentity{c.ws, id}
+	c.t.known[k], c.t.linked[k] = true, profileID
 	return nil
 }
 
 func (c *pgCall) Merge(survivor, absorbed *identity.Profile) error {
-	c.batch.Queue(`UPDATE identities SET profile_id = $3 WHERE workspace_id = $1 AND profile_id = $2`,
+	c.t.pending.Queue(`UPDATE identities SET profile_id = $3 WHERE workspace_id = $1 AND profile_id = $2`,
 		c.ws, absorbed.ID, survivor.ID)
+	for k, pid := range c.t.linked {
+		if pid == absorbed.ID {
+			c.t.linked[k] = survivor.ID
+		}
+	}
 	return nil
 }
 
@@ -597,55 +750,21 @@ func (c *pgCall) Claim(kind identity.ClaimKind, id, profileID string) (bool, err
 	return tag.RowsAffected() == 1, nil
 }
 
-// flush writes the call's changes: the identities linked and re-pointed
-// (queued in the order the rules made them), the merges, and the full row
-// of every profile that changed.
+// flush queues the call's changes: the merges, and the rows of the
+// profiles that changed, written by the next Flush (identities linked and
+// re-pointed were queued in the order the rules made them).
 func (c *pgCall) flush(ch *identity.Changes) error {
 	for _, m := range ch.Merged {
-		c.batch.Queue(`
+		c.t.pending.Queue(`
 			INSERT INTO profile_merges (workspace_id, survivor, absorbed, at, message_id, via_kind, via_value)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			c.ws, m.Survivor, m.Absorbed, m.At, m.MessageID, string(m.Via.Kind), m.Via.Value)
 	}
-	write := map[string]bool{}
 	for _, r := range ch.Rows {
-		write[r.ID] = true
+		c.t.dirty[r.ID] = c.ws
 	}
 	if len(ch.Traits) > 0 || len(ch.Consent) > 0 {
-		write[ch.Profile] = true
-	}
-	ids := make([]string, 0, len(write))
-	for id := range write {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		p := c.loaded[id]
-		if p == nil {
-			return fmt.Errorf("write profile %s: not loaded", id)
-		}
-		traits, consent, lastOrder, err := encodeProfile(p)
-		if err != nil {
-			return fmt.Errorf("write profile %s: %w", id, err)
-		}
-		c.batch.Queue(`
-			INSERT INTO profiles (workspace_id, id, user_id, merged_into, first_seen, last_seen,
-			                      sessions_count, orders_count, revenue_micros, last_order, traits, consent)
-			VALUES ($1, $2, nullif($3, ''), nullif($4, '')::uuid, $5, $6, $7, $8, $9, $10, $11, $12)
-			ON CONFLICT (workspace_id, id) DO UPDATE SET
-			    user_id = excluded.user_id, merged_into = excluded.merged_into,
-			    first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-			    sessions_count = excluded.sessions_count, orders_count = excluded.orders_count,
-			    revenue_micros = excluded.revenue_micros, last_order = excluded.last_order,
-			    traits = excluded.traits, consent = excluded.consent, updated_at = now()`,
-			c.ws, p.ID, p.UserID, p.MergedInto, nullTime(p.FirstSeen), nullTime(p.LastSeen),
-			p.Sessions, p.Orders, p.RevenueMicros, lastOrder, traits, consent)
-	}
-	if c.batch.Len() == 0 {
-		return nil
-	}
-	if err := c.t.tx.SendBatch(c.ctx, &c.batch).Close(); err != nil {
-		return fmt.Errorf("write identity changes: %w", err)
+		c.t.dirty[ch.Profile] = c.ws
 	}
 	return nil
 }

@@ -355,7 +355,7 @@ func TestIdentityStoreConcurrentBatches(t *testing.T) {
 							return err
 						}
 					}
-					return nil
+					return itx.Flush(ctx)
 				})
 			})
 		}
@@ -643,8 +643,10 @@ func TestIdentityStoreRefusesUnstorableInput(t *testing.T) {
 		if _, err := itx.RecordOrder(ctx, ws, ch.Profile, identity.Order{ID: "o\x00"}); !store.IsDataError(err) {
 			t.Errorf("record order: %v, want a data error", err)
 		}
-		_, err = itx.RecordSession(ctx, ws, ch.Profile, identity.Session{ID: "s1"})
-		return err
+		if _, err = itx.RecordSession(ctx, ws, ch.Profile, identity.Session{ID: "s1"}); err != nil {
+			return err
+		}
+		return itx.Flush(ctx)
 	})
 	testenv.Must(t, err, "batch")
 	if got := idGroups(t, s, ws); got != "[a:a1]" {
