@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -23,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eddy-cdp/eddy/core/apierror"
+	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/store"
 )
 
@@ -49,6 +51,12 @@ type Options struct {
 	// and 15 minutes.
 	MaxLoginFailuresPerEmail, MaxLoginFailuresPerIP int
 	LoginWindow                                     time.Duration
+	// MaxLiveStreams caps the live-session event streams this process
+	// serves at once; beyond it a stream request answers 503. Default 256.
+	MaxLiveStreams int
+	// LiveHeartbeat is the interval of the streams' comment heartbeats.
+	// Default 15s.
+	LiveHeartbeat time.Duration
 }
 
 // API serves /api/v1.
@@ -56,6 +64,14 @@ type API struct {
 	opts  Options
 	store *store.Store
 	log   *slog.Logger
+	// live reads the open sessions the workers mirror in Redis (nil
+	// without Redis).
+	live *live.Mirror
+	// streams holds a token per live stream being served.
+	streams chan struct{}
+	// closing is closed by Close, ending every live stream.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns the API; Register mounts it.
@@ -78,7 +94,25 @@ func New(o Options) *API {
 	if o.KeysChanged == nil {
 		o.KeysChanged = func(context.Context) {}
 	}
-	return &API{opts: o, store: o.Store, log: o.Logger}
+	if o.MaxLiveStreams <= 0 {
+		o.MaxLiveStreams = 256
+	}
+	if o.LiveHeartbeat <= 0 {
+		o.LiveHeartbeat = 15 * time.Second
+	}
+	a := &API{opts: o, store: o.Store, log: o.Logger,
+		streams: make(chan struct{}, o.MaxLiveStreams), closing: make(chan struct{})}
+	if o.Redis != nil {
+		a.live = live.New(o.Redis, o.Prefix)
+	}
+	return a
+}
+
+// Close ends the live streams being served, and any started later at
+// once: call it when the server shuts down (http.Server.Shutdown waits for
+// requests to end but does not cancel their contexts).
+func (a *API) Close() {
+	a.closeOnce.Do(func() { close(a.closing) })
 }
 
 // Base is where the API is mounted.
@@ -126,6 +160,8 @@ func (a *API) Register(r gin.IRouter) {
 	authed.DELETE("/workspaces/:ws/api-keys/:key_id", a.revokeAPIKey)
 	authed.GET("/workspaces/:ws/events", a.listEvents)
 	authed.GET("/workspaces/:ws/sessions", a.listSessions)
+	authed.GET("/workspaces/:ws/sessions/live", a.listLiveSessions)
+	authed.GET("/workspaces/:ws/sessions/live/stream", a.streamLiveSessions)
 	authed.GET("/workspaces/:ws/sessions/:session_id", a.getSession)
 	authed.GET("/workspaces/:ws/profiles", a.findProfile)
 	authed.GET("/workspaces/:ws/profiles/:profile_id", a.getProfile)

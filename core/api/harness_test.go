@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/eddy-cdp/eddy/core/api"
 	"github.com/eddy-cdp/eddy/core/auth"
+	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/store"
 	"github.com/eddy-cdp/eddy/internal/apitest"
 	"github.com/eddy-cdp/eddy/internal/testenv"
@@ -31,6 +33,14 @@ type platform struct {
 	logs  *syncBuffer
 	// keysChanged counts KeysChanged calls.
 	keysChanged chan struct{}
+	// api is the API served; mirror the live view it reads, under its
+	// Redis prefix.
+	api    *api.API
+	mirror *live.Mirror
+	rdb    *redis.Client
+	prefix string
+	// router is the handler srv serves.
+	router http.Handler
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
@@ -78,12 +88,18 @@ func newPlatform(t *testing.T, opts ...options) *platform {
 	for _, f := range opts {
 		f(&o)
 	}
+	p.mirror, p.rdb, p.prefix = live.New(o.Redis, o.Prefix), o.Redis, o.Prefix
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	api.New(o).Register(r)
+	p.api = api.New(o)
+	p.api.Register(r)
 	r.NoRoute(api.NoRoute)
+	p.router = r
 	p.srv = httptest.NewServer(r)
 	t.Cleanup(p.srv.Close)
+	// Before the server closes, which waits for every request: end the
+	// live streams still open.
+	t.Cleanup(p.api.Close)
 	return p
 }
 

@@ -347,6 +347,23 @@ func isoRoutes() map[string]isoRoute {
 			}},
 		"GET /workspaces/:ws/events":   {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
 		"GET /workspaces/:ws/sessions": {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
+		"GET /workspaces/:ws/sessions/live": {access: roles(isoEveryone, auth.ScopeRead), ok: 200,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				return isoCall{check: func(t *testing.T, allowed bool, r response) {
+					if allowed && !strings.Contains(string(r.body), w.a.sessionID) {
+						t.Errorf("A's live session: %s", r.body)
+					}
+				}}
+			}},
+		// The stream is cut after its headers: it would not end.
+		"GET /workspaces/:ws/sessions/live/stream": {access: roles(isoEveryone, auth.ScopeRead), ok: 200,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				return isoCall{client: c.c.headersOnly(), check: func(t *testing.T, allowed bool, r response) {
+					if ct := r.header.Get("Content-Type"); allowed && ct != "text/event-stream" {
+						t.Errorf("stream Content-Type %q", ct)
+					}
+				}}
+			}},
 		"GET /workspaces/:ws/sessions/:session_id": {access: roles(isoEveryone, auth.ScopeRead), ok: 200,
 			own: func(w *isoWorld, c *isoCaller) isoCall {
 				return isoCall{check: func(t *testing.T, allowed bool, r response) {
@@ -564,6 +581,8 @@ func (w *isoWorld) newTenant(name string) *isoTenant {
 	sw.setProfile(tn.anonID, tn.profileID)
 	sw.apply(session.Event{AnonymousID: tn.anonID, MessageID: name + "-page", Type: session.TypePage, Timestamp: now,
 		URL: "https://" + name + ".test/", UserID: tn.userID})
+	// The live view mirrors the open session, as a worker would.
+	testenv.Must(t, p.mirror.Publish(ctx, sw.changes, dueInAnHour, now), "publish %s's live session", name)
 	sw.flush()
 	tn.sessionID = sw.ids[tn.anonID]
 	return tn
@@ -904,6 +923,9 @@ func TestIsolationCrossTenant(t *testing.T) {
 			}},
 		{"sessions of B's visitor through A", "GET", "/workspaces/" + w.a.ws + "/sessions?anonymous_id=" + w.b.anonID, nil, isoReadOr(200)},
 		{"sessions of B's profile through A", "GET", "/workspaces/" + w.a.ws + "/sessions?profile_id=" + w.b.profileID, nil, isoReadOr(200)},
+		{"live sessions of B's visitor through A", "GET", "/workspaces/" + w.a.ws + "/sessions/live?anonymous_id=" + w.b.anonID, nil, isoReadOr(200)},
+		{"live sessions of B's user through A", "GET", "/workspaces/" + w.a.ws + "/sessions/live?user_id=" + w.b.userID, nil, isoReadOr(200)},
+		{"live sessions of B's profile through A", "GET", "/workspaces/" + w.a.ws + "/sessions/live?profile_id=" + w.b.profileID, nil, isoReadOr(200)},
 		{"B's profile by user id through A", "GET", "/workspaces/" + w.a.ws + "/profiles?identity=user_id:" + w.b.userID, nil, isoReadOr(404)},
 		{"B's profile by anonymous id through A", "GET", "/workspaces/" + w.a.ws + "/profiles?identity=anonymous_id:" + w.b.anonID, nil, isoReadOr(404)},
 		{"B's profile by email through A", "GET", "/workspaces/" + w.a.ws + "/profiles?identity=email:" + url.QueryEscape(w.b.email), nil, isoReadOr(404)},
@@ -1122,6 +1144,9 @@ func TestIsolationListsHoldOnlyTheCallersItems(t *testing.T) {
 			belongs: func(i map[string]any) bool { return slices.Contains(w.a.messageIDs, isoField(i, "message_id")) },
 			access:  isoAccess{roles: isoEveryone, scope: auth.ScopeRead}},
 		{path: "/workspaces/" + w.a.ws + "/sessions", field: "id", want: []string{w.a.sessionID},
+			belongs: func(i map[string]any) bool { return isoField(i, "id") == w.a.sessionID },
+			access:  isoAccess{roles: isoEveryone, scope: auth.ScopeRead}},
+		{path: "/workspaces/" + w.a.ws + "/sessions/live", field: "id", want: []string{w.a.sessionID},
 			belongs: func(i map[string]any) bool { return isoField(i, "id") == w.a.sessionID },
 			access:  isoAccess{roles: isoEveryone, scope: auth.ScopeRead}},
 	}

@@ -90,7 +90,7 @@ func (a *API) getProfile(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, profileView(p))
+	a.writeProfile(c, ws, p)
 }
 
 var identityKinds = []string{string(identity.AnonymousID), string(identity.UserID), string(identity.Email)}
@@ -128,5 +128,16 @@ func (a *API) findProfile(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, profileView(p))
+	a.writeProfile(c, ws, p)
+}
+
+// writeProfile answers a live profile with its open sessions, read from
+// storage: those recorded on the profile or on any profile merged into it.
+func (a *API) writeProfile(c *gin.Context, ws store.Workspace, p identity.Profile) {
+	open, err := a.store.ProfileOpenSessions(c.Request.Context(), ws, p.ID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, profileView(p, open))
 }

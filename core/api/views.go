@@ -294,13 +294,20 @@ type profileJSON struct {
 	Traits            map[string]json.RawMessage `json:"traits"`
 	Consent           map[string]bool            `json:"consent"`
 	Identities        []profileIdentityJSON      `json:"identities"`
+	// LiveSessions are the profile's open sessions; SessionsCount counts
+	// the closed ones.
+	LiveSessions []sessionJSON `json:"live_sessions"`
 }
 
-func profileView(p identity.Profile) profileJSON {
+// profileView renders a profile with its open sessions.
+func profileView(p identity.Profile, open []store.StoredSession) profileJSON {
 	v := profileJSON{ID: p.ID, UserID: nullString(p.UserID), FirstSeen: nullTime(p.FirstSeen), LastSeen: nullTime(p.LastSeen),
 		SessionsCount: p.Sessions, OrdersCount: p.Orders, Revenue: p.Revenue(), AverageOrderValue: p.AverageOrderValue(),
 		Traits: make(map[string]json.RawMessage, len(p.Traits)), Consent: make(map[string]bool, len(p.Consent)),
-		Identities: make([]profileIdentityJSON, len(p.Identities))}
+		Identities: make([]profileIdentityJSON, len(p.Identities)), LiveSessions: make([]sessionJSON, len(open))}
+	for i, s := range open {
+		v.LiveSessions[i] = sessionView(s)
+	}
 	if o := p.LastOrder; o.ID != "" {
 		v.LastOrder = &lastOrderJSON{ID: o.ID, At: o.At.UTC(), Value: o.Value, Currency: o.Currency}
 	}

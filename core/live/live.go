@@ -358,11 +358,30 @@ func cursorOf(z redis.Z) string {
 
 // forget removes from the active set ids whose session key expired (its
 // worker died and no successor has republished it yet, or a lost close).
+// An id whose key is back (a successor republished the session since it
+// was read) stays.
 func (m *Mirror) forget(ctx context.Context, ws string, ids []any) {
-	if len(ids) > 0 {
-		_ = m.rdb.ZRem(ctx, m.activeKey(ws), ids...).Err() // best effort: the next read retries
+	if len(ids) == 0 {
+		return
 	}
+	keys := make([]string, 1, len(ids)+1)
+	keys[0] = m.activeKey(ws)
+	for _, id := range ids {
+		keys = append(keys, m.sessionKey(ws, id.(string)))
+	}
+	_ = forgetScript.Run(ctx, m.rdb, keys, ids...).Err() // best effort: the next read retries
 }
+
+// forgetScript removes from the set KEYS[1] each member ARGV[i] whose
+// session key KEYS[i+1] does not exist.
+var forgetScript = redis.NewScript(`
+local n = 0
+for i, id in ipairs(ARGV) do
+	if redis.call('EXISTS', KEYS[i + 1]) == 0 then
+		n = n + redis.call('ZREM', KEYS[1], id)
+	end
+end
+return n`)
 
 // Count returns how many sessions of ws are open (including any whose key
 // expired and that a read has not yet forgotten).

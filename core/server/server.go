@@ -75,6 +75,7 @@ type Server struct {
 	store  *store.Store
 	queue  *queue.Queue
 	keys   *collector.KeyCache
+	api    *api.API
 	http   *http.Server
 	ln     net.Listener
 	ready  chan struct{}
@@ -151,6 +152,11 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
+	if s.api != nil {
+		// Shutdown waits for requests without cancelling them: end the
+		// live streams, which would otherwise hold it up.
+		s.http.RegisterOnShutdown(s.api.Close)
+	}
 	return s, nil
 }
 
@@ -191,14 +197,15 @@ func (s *Server) routes() (*gin.Engine, error) {
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 	if s.has(RoleAPI) {
-		api.New(api.Options{
+		s.api = api.New(api.Options{
 			Store:         s.store,
 			Redis:         s.rdb,
 			Prefix:        s.cfg.Queue.Prefix,
 			Logger:        s.log.With("role", RoleAPI),
 			SecureCookies: s.cfg.Env.SecureCookies,
 			KeysChanged:   s.keysChanged,
-		}).Register(r)
+		})
+		s.api.Register(r)
 		r.NoRoute(func(c *gin.Context) {
 			if strings.HasPrefix(c.Request.URL.Path, api.Base+"/") {
 				api.NoRoute(c)

@@ -36,7 +36,12 @@ ALTER TABLE session_visitors ENABLE ROW LEVEL SECURITY;
 CREATE POLICY workspace_isolation ON session_visitors TO eddy_workspace
     USING (workspace_id = eddy_current_workspace());
 
+-- A profile's sessions include those of the profiles merged into it
+-- (ProfileOpenSessions walks merged_into backwards).
+CREATE INDEX profiles_merged_into_idx ON profiles (workspace_id, merged_into) WHERE merged_into IS NOT NULL;
+
 -- +goose Down
 
+DROP INDEX profiles_merged_into_idx;
 DROP TABLE session_visitors;
 DROP TABLE session_shards;
