@@ -47,6 +47,13 @@ type Change struct {
 	Absorbed []string `json:"absorbed,omitempty"`
 }
 
+// announcement is a Change as published, its session already encoded.
+type announcement struct {
+	Kind     string          `json:"kind"`
+	Session  json.RawMessage `json:"session"`
+	Absorbed []string        `json:"absorbed,omitempty"`
+}
+
 // Mirror reads and writes the live state in Redis.
 type Mirror struct {
 	rdb    redis.UniversalClient
@@ -99,22 +106,23 @@ func (m *Mirror) write(ctx context.Context, changes []session.Change, dueClose f
 			pipe.Del(ctx, m.sessionKey(ws, a))
 			pipe.ZRem(ctx, m.activeKey(ws), a)
 		}
+		// Encoded once, for the key and inside the announcement.
+		state, err := json.Marshal(c.Session)
+		if err != nil {
+			return fmt.Errorf("encode live session %s: %w", id, err)
+		}
 		if c.Session.Closed {
 			pipe.Del(ctx, m.sessionKey(ws, id))
 			pipe.ZRem(ctx, m.activeKey(ws), id)
 		} else {
-			b, err := json.Marshal(c.Session)
-			if err != nil {
-				return fmt.Errorf("encode live session %s: %w", id, err)
-			}
 			ttl := max(dueClose(c.state).Sub(now)+closeMargin, minTTL)
-			pipe.Set(ctx, m.sessionKey(ws, id), b, ttl)
+			pipe.Set(ctx, m.sessionKey(ws, id), state, ttl)
 			pipe.ZAdd(ctx, m.activeKey(ws), redis.Z{Score: float64(c.Session.LastEventAt.UnixMilli()), Member: id})
 		}
 		if !announce {
 			continue
 		}
-		b, err := json.Marshal(c)
+		b, err := json.Marshal(announcement{Kind: c.Kind, Session: state, Absorbed: c.Absorbed})
 		if err != nil {
 			return fmt.Errorf("encode live change of %s: %w", id, err)
 		}

@@ -91,6 +91,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -107,6 +108,9 @@ type Store struct {
 	partitions map[int64]bool // UTC days (days since 1970-01-01) whose events partition exists
 }
 
+// defaultMaxConns is the pool size unless the URL sets pool_max_conns.
+const defaultMaxConns = 16
+
 // Open returns a Store over a new connection pool to databaseURL (a URL or
 // key=value string; pool_* parameters configure the pool). It neither connects
 // nor migrates: see [Migrate].
@@ -114,6 +118,13 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if !strings.Contains(databaseURL, "pool_max_conns") {
+		// pgxpool's default (4 on a small machine) is too few for a worker:
+		// the storage and session groups each commit one batch per owned
+		// shard at a time, and the API and key reloads need connections of
+		// their own meanwhile.
+		cfg.MaxConns = max(cfg.MaxConns, defaultMaxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
