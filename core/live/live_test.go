@@ -314,3 +314,17 @@ func TestActivePaging(t *testing.T) {
 		}
 	})
 }
+
+// The announcement written by hand decodes as the Change it stands for.
+func TestAnnouncementIsTheChangeAsJSON(t *testing.T) {
+	for _, absorbed := range [][]string{nil, {"0193a0c4-1111-7000-8000-000000000001", "0193a0c4-1111-7000-8000-000000000002"}} {
+		b := live.Announcement("merged", []byte(`{"ID":"s1","Events":3}`), absorbed)
+		c, err := live.DecodeChange(string(b))
+		if err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		if c.Kind != "merged" || c.Session.ID != "s1" || c.Session.Events != 3 || !slices.Equal(c.Absorbed, absorbed) {
+			t.Fatalf("decoded %+v from %s", c, b)
+		}
+	}
+}

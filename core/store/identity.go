@@ -213,17 +213,33 @@ func (t *IdentityTx) Flush(ctx context.Context) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	for _, id := range ids {
-		p := t.loaded[id]
-		if p == nil {
-			return fmt.Errorf("write profile %s: not loaded", id)
+	if len(ids) > 0 {
+		n := len(ids)
+		var (
+			wss, pids, users, merged  = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			first, last               = make([]*time.Time, n), make([]*time.Time, n)
+			sessions, orders, revenue = make([]int64, n), make([]int64, n), make([]int64, n)
+			lastOrders                = make([]*string, n)
+			traits, consents          = make([]string, n), make([]string, n)
+		)
+		for i, id := range ids {
+			p := t.loaded[id]
+			if p == nil {
+				return fmt.Errorf("write profile %s: not loaded", id)
+			}
+			tr, co, lo, err := encodeProfile(p)
+			if err != nil {
+				return fmt.Errorf("write profile %s: %w", id, err)
+			}
+			wss[i], pids[i], users[i], merged[i] = t.dirty[id], p.ID, p.UserID, p.MergedInto
+			first[i], last[i] = timeOrNil(p.FirstSeen), timeOrNil(p.LastSeen)
+			sessions[i], orders[i], revenue[i] = p.Sessions, p.Orders, p.RevenueMicros
+			if s, ok := lo.(string); ok {
+				lastOrders[i] = &s
+			}
+			traits[i], consents[i] = tr, co
 		}
-		traits, consent, lastOrder, err := encodeProfile(p)
-		if err != nil {
-			return fmt.Errorf("write profile %s: %w", id, err)
-		}
-		t.pending.Queue(upsertProfileSQL, t.dirty[id], p.ID, p.UserID, p.MergedInto, nullTime(p.FirstSeen), nullTime(p.LastSeen),
-			p.Sessions, p.Orders, p.RevenueMicros, lastOrder, traits, consent)
+		t.pending.Queue(upsertProfilesSQL, wss, pids, users, merged, first, last, sessions, orders, revenue, lastOrders, traits, consents)
 	}
 	clear(t.dirty)
 	if t.pending.Len() == 0 {
@@ -237,16 +253,31 @@ func (t *IdentityTx) Flush(ctx context.Context) error {
 	return nil
 }
 
-const upsertProfileSQL = `
+// upsertProfilesSQL writes whole profile rows, one per element of its
+// arrays (ids are distinct).
+const upsertProfilesSQL = `
 	INSERT INTO profiles (workspace_id, id, user_id, merged_into, first_seen, last_seen,
 	                      sessions_count, orders_count, revenue_micros, last_order, traits, consent)
-	VALUES ($1, $2, nullif($3, ''), nullif($4, '')::uuid, $5, $6, $7, $8, $9, $10, $11, $12)
+	SELECT ws, id, nullif(user_id, ''), nullif(merged_into, '')::uuid, first_seen, last_seen,
+	       sessions_count, orders_count, revenue_micros, last_order, traits, consent
+	FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+	            $7::bigint[], $8::bigint[], $9::bigint[], $10::jsonb[], $11::jsonb[], $12::jsonb[])
+	     AS u (ws, id, user_id, merged_into, first_seen, last_seen, sessions_count, orders_count, revenue_micros,
+	           last_order, traits, consent)
+	ORDER BY id
 	ON CONFLICT (workspace_id, id) DO UPDATE SET
 	    user_id = excluded.user_id, merged_into = excluded.merged_into,
 	    first_seen = excluded.first_seen, last_seen = excluded.last_seen,
 	    sessions_count = excluded.sessions_count, orders_count = excluded.orders_count,
 	    revenue_micros = excluded.revenue_micros, last_order = excluded.last_order,
 	    traits = excluded.traits, consent = excluded.consent, updated_at = now()`
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
 
 // Lock takes, in the order that keeps concurrent batches from deadlocking,
 // the locks that applying events will need (see the package notes on
@@ -767,13 +798,6 @@ func (c *pgCall) flush(ch *identity.Changes) error {
 		c.t.dirty[ch.Profile] = c.ws
 	}
 	return nil
-}
-
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t
 }
 
 // The JSON forms of the profiles' stamped values (see the migration).

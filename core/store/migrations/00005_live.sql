@@ -40,7 +40,21 @@ CREATE POLICY workspace_isolation ON session_visitors TO eddy_workspace
 -- (ProfileOpenSessions walks merged_into backwards).
 CREATE INDEX profiles_merged_into_idx ON profiles (workspace_id, merged_into) WHERE merged_into IS NOT NULL;
 
+-- The session engine rewrites a session's row, its profile's row and its
+-- visitor's checkpoint on every batch that touches the visitor. Leave room
+-- on each page for those updates to stay on the page (HOT updates: no new
+-- index entries), and drop the one index whose column changes with every
+-- event (the live list is served from Redis).
+DROP INDEX sessions_open_idx;
+ALTER TABLE sessions SET (fillfactor = 70);
+ALTER TABLE profiles SET (fillfactor = 80);
+ALTER TABLE session_visitors SET (fillfactor = 70);
+
 -- +goose Down
+
+ALTER TABLE profiles RESET (fillfactor);
+ALTER TABLE sessions RESET (fillfactor);
+CREATE INDEX sessions_open_idx ON sessions (workspace_id, last_event_at) WHERE NOT closed;
 
 DROP INDEX profiles_merged_into_idx;
 DROP TABLE session_visitors;

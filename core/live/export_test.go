@@ -1,0 +1,4 @@
+package live
+
+// Announcement exposes announcement to the external tests.
+var Announcement = announcement
