@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eddy-cdp/eddy/core/demo"
+	"github.com/eddy-cdp/eddy/core/engine"
 	"github.com/eddy-cdp/eddy/core/pipeline"
 	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/core/store"
@@ -36,6 +37,8 @@ type options struct {
 	e2eFor       time.Duration
 	e2eRate      float64
 	latencyRate  float64
+	liveRate     float64
+	liveLowRate  float64
 	senders      int
 }
 
@@ -158,13 +161,32 @@ func run(o options) error {
 		lr, err = endToEnd(ctx, o, o.latencyRate, false, dbURL, writeKey, dir, q)
 		er.latency = &lr
 	}
+	var lr liveResult
+	if err == nil {
+		logf("phase 3: collect→live latency at %.0f events/s offered, %s warm-up + %s measured", o.liveRate, warmup, o.e2eFor)
+		lr, err = liveLatency(ctx, o, o.liveRate, dbURL, writeKey, prefix2, rdb, q)
+	}
+	if err == nil && o.liveLowRate > 0 {
+		logf("phase 3b: collect→live latency at %.0f events/s offered", o.liveLowRate)
+		var low liveResult
+		low, err = liveLatency(ctx, o, o.liveLowRate, dbURL, writeKey, prefix2, rdb, q)
+		lr.low = &low
+	}
 	p2.stop()
 	if err != nil {
 		return err
 	}
 	logf("  latency p50 %.3fs p99 %.3fs", er.latency.p50, er.latency.p99)
+	for _, l := range []*liveResult{&lr, lr.low} {
+		if l != nil {
+			logf("  live at %.0f/s: %d of %d probes seen, p50 %s p99 %s; engine committed %.0f events/s", l.offered, l.seen, l.probes, l.p50, l.p99, l.applied)
+		}
+	}
+	logf("phase 4: session engine in memory (1,000,000 live sessions; state updates on one core)")
+	engineBenchmarks(&lr)
+	logf("  %.0f bytes per live session; %.0f state updates/s on one core", lr.memPerSession, 1e9/lr.updateNs)
 
-	report := render(o, cr, er, machine(ctx, dbURL, rdb))
+	report := render(o, cr, er, lr, machine(ctx, dbURL, rdb))
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
 	}
@@ -425,8 +447,8 @@ func endToEnd(ctx context.Context, o options, rate float64, profile bool, dbURL,
 	return r, nil
 }
 
-// drained reports whether the storage group has nothing pending or
-// undelivered on any shard.
+// drained reports whether the storage and session groups have nothing
+// pending or undelivered on any shard.
 func drained(ctx context.Context, q *queue.Queue) bool {
 	stats, err := q.Stats(ctx)
 	if err != nil {
@@ -434,7 +456,7 @@ func drained(ctx context.Context, q *queue.Queue) bool {
 	}
 	for _, sh := range stats {
 		for _, g := range sh.Groups {
-			if g.Name == pipeline.Group && (g.Pending > 0 || g.Lag != 0) {
+			if (g.Name == pipeline.Group || g.Name == engine.Group) && (g.Pending > 0 || g.Lag != 0) {
 				return false
 			}
 		}

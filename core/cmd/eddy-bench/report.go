@@ -11,7 +11,7 @@ import (
 // which a rerun keeps.
 const notesMarker = "<!-- analysis: written by people, kept across runs -->"
 
-func render(o options, cr collectorResult, er e2eResult, m machineInfo) string {
+func render(o options, cr collectorResult, er e2eResult, lr liveResult, m machineInfo) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	collectorRate := float64(cr.events) / cr.elapsed.Seconds()
@@ -34,7 +34,20 @@ func render(o options, cr collectorResult, er e2eResult, m machineInfo) string {
 	w("| measure | figure | target |\n|---|---|---|\n")
 	w("| collector: events/s acknowledged by Redis (batches of 100) | **%.0f** | ≥ 100,000: %s |\n", collectorRate, pass(collectorRate >= 100000))
 	w("| end to end: events/s committed in PostgreSQL, over %s | **%.0f** | ≥ 30,000: %s |\n", er.window.Round(time.Second), storedRate, pass(storedRate >= 30000))
-	w("| collect→stored latency p50 / p99 / max, at %.0f events/s offered | %s / %s / %s | |\n\n", er.latency.offered, secs(er.latency.p50), secs(er.latency.p99), secs(er.latency.pmax))
+	w("| collect→stored latency p50 / p99 / max, at %.0f events/s offered | %s / %s / %s | |\n", er.latency.offered, secs(er.latency.p50), secs(er.latency.p99), secs(er.latency.pmax))
+	w("| collect→live latency p50 / p99 / max, at %.0f events/s offered (%d of %d probes seen) | %s / **%s** / %s | p99 ≤ 1 s: %s |\n",
+		lr.offered, lr.seen, lr.probes, lr.p50.Round(time.Millisecond), lr.p99.Round(time.Millisecond), lr.max.Round(time.Millisecond),
+		pass(lr.probes > 0 && lr.seen == lr.probes && lr.p99 <= time.Second))
+	w("| session engine: events/s committed (sessions, identities, checkpoints) in that run | **%.0f** | |\n", lr.applied)
+	if l := lr.low; l != nil {
+		w("| collect→live latency p50 / p99 / max, at %.0f events/s offered (%d of %d probes seen) | %s / **%s** / %s | |\n",
+			l.offered, l.seen, l.probes, l.p50.Round(time.Millisecond), l.p99.Round(time.Millisecond), l.max.Round(time.Millisecond))
+	}
+	w("| memory per live session, at %d live sessions | **%.0f bytes** | ≤ 2 KB: %s |\n", lr.memSessions, lr.memPerSession, pass(lr.memSessions >= 1_000_000 && lr.memPerSession > 0 && lr.memPerSession <= 2048))
+	if lr.updateNs > 0 {
+		w("| session state updates per second, one core | **%.0f** | |\n", 1e9/lr.updateNs)
+	}
+	w("\n")
 
 	w("## 1. Collector throughput\n\n")
 	w("`eddy serve --roles collector` alone, %d parallel senders posting pre-built `/v1/batch` requests of 100 `Product Viewed` events (%d bytes per request, about %d bytes per event) for %s. An event counts once the collector answered 200, which it does only after Redis acknowledged every XADD of the request.\n\n",
@@ -59,7 +72,29 @@ func render(o options, cr collectorResult, er e2eResult, m machineInfo) string {
 		er.total, er.sent.Accepted, er.latency.total, er.latency.sent.Accepted)
 	w("Average stored size of `properties` + `context`: %.0f bytes per event.\n\n", er.avgPayloadBytes)
 
-	w("## 3. Where the time goes\n\n")
+	w("## 3. Live state\n\n")
+	w("The same `eddy serve` (every role) under demo traffic at %.0f events/s offered, of which %d probe devices each send a page view every %s. For each probe sent in the %s window, the latency runs from just before its HTTP request to the arrival, on the workspace's live channel in Redis (what `GET …/sessions/live/stream` relays), of its session's change counting it. A probe never seen counts as missing; the target is met only if none is.\n\n",
+		lr.offered, probeDevices, probeEvery, lr.window.Round(time.Second))
+	w("| offered/s | acknowledged by the collector | refused or failed | probes | seen | p50 | p99 | max | engine events/s |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, l := range []*liveResult{&lr, lr.low} {
+		if l == nil {
+			continue
+		}
+		w("| %.0f | %d | %d | %d | %d | %s | %s | %s | %.0f |\n", l.offered, l.sent.Accepted, l.sent.Rejected+l.sent.Failed, l.probes, l.seen,
+			l.p50.Round(time.Millisecond), l.p99.Round(time.Millisecond), l.max.Round(time.Millisecond), l.applied)
+	}
+	w("\n")
+	for _, l := range []*liveResult{&lr, lr.low} {
+		if l != nil && l.probeErr != "" {
+			w("A probe failed at %.0f events/s: %s\n\n", l.offered, l.probeErr)
+		}
+	}
+	w("In memory (`go test -bench` in `core/engine`, no I/O): `BenchmarkLiveSessionMemory` holds %d live sessions as the engine does (a visitor per device with its place in the close queue; each session built from a realistic visit of three events: a paid-search landing page, a product page, a product added to the cart) and reports the heap they take; `BenchmarkStateUpdates` decodes and applies events to 10,000 devices' sessions on one core: %.0f ns per event.\n\n",
+		lr.memSessions, lr.updateNs)
+	if lr.benchErr != "" {
+		w("The in-memory benchmarks failed: ```%s```\n\n", lr.benchErr)
+	}
+	w("## 4. Where the time goes\n\n")
 	w("CPU used by each process during the throughput window (from /proc; the machine has %d cores):\n\n| process | cores |\n|---|---|\n%s\n", m.cores, er.cpu)
 	w("CPU profiles of the eddy process (`go tool pprof -top`); PostgreSQL, Redis and the load generator are other processes and do not appear here.\n\n")
 	w("The collector alone (phase 1):\n\n```\n%s\n```\n\n", strings.TrimSpace(cr.profileTop))
