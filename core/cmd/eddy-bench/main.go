@@ -31,7 +31,7 @@ func main() {
 	flag.Float64Var(&o.e2eRate, "e2e-rate", 45000, "offered events/s in the throughput run (above capacity)")
 	flag.Float64Var(&o.latencyRate, "latency-rate", 20000, "offered events/s in the latency run (below capacity)")
 	flag.Float64Var(&o.liveRate, "live-rate", 10000, "offered events/s in the collect→live latency run")
-	flag.Float64Var(&o.liveLowRate, "live-low-rate", 5000, "offered events/s in a second collect→live run, below the machine's capacity (0: none)")
+	flag.Float64Var(&o.liveLowRate, "live-low-rate", 2500, "offered events/s in a second collect→live run, below the machine's capacity (0: none)")
 	flag.IntVar(&o.senders, "senders", 16, "parallel HTTP senders")
 	flag.Parse()
 	if err := run(o); err != nil {
