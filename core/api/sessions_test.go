@@ -144,12 +144,14 @@ func sessionIDs(list []sessionOut) []string {
 	return out
 }
 
-// listSessionsAPI follows a session list's pages.
-func listSessionsAPI(t *testing.T, c *client, ws, query string, limit int) []sessionOut {
+// listSessionsAPI follows a session list's pages (path under the
+// workspace: "sessions" or "sessions/live") and returns every session,
+// checking that no page holds more than limit.
+func listSessionsAPI(t *testing.T, c *client, ws, path, query string, limit int) []sessionOut {
 	t.Helper()
 	var all []sessionOut
 	cursor := ""
-	for range 100 {
+	for range 1000 {
 		q := query + "&limit=" + fmt.Sprint(limit)
 		if cursor != "" {
 			q += "&cursor=" + url.QueryEscape(cursor)
@@ -158,14 +160,17 @@ func listSessionsAPI(t *testing.T, c *client, ws, query string, limit int) []ses
 			Data       []sessionOut
 			NextCursor string `json:"next_cursor"`
 		}
-		c.must(http.StatusOK, "GET", "/workspaces/"+ws+"/sessions?"+q, nil, &page)
+		c.must(http.StatusOK, "GET", "/workspaces/"+ws+"/"+path+"?"+q, nil, &page)
+		if len(page.Data) > limit {
+			t.Fatalf("%s?%s: %d sessions in a page of %d", path, q, len(page.Data), limit)
+		}
 		all = append(all, page.Data...)
 		if page.NextCursor == "" {
 			return all
 		}
 		cursor = page.NextCursor
 	}
-	t.Fatalf("more than 100 pages")
+	t.Fatalf("more than 1000 pages")
 	return nil
 }
 
@@ -203,7 +208,7 @@ func TestSessionsAPI(t *testing.T) {
 
 	t.Run("list newest first, paged", func(t *testing.T) {
 		for _, limit := range []int{1, 2, 50} {
-			got := listSessionsAPI(t, owner.in(t), "shop", "", limit)
+			got := listSessionsAPI(t, owner.in(t), "shop", "sessions", "", limit)
 			if ids := sessionIDs(got); !slices.Equal(ids, []string{"z", "y", "x"}) {
 				t.Errorf("limit %d: %v, want z y x", limit, ids)
 			}
@@ -224,7 +229,7 @@ func TestSessionsAPI(t *testing.T) {
 			{"to=" + t0.Add(90*time.Minute).Format(time.RFC3339), []string{"y", "x"}},
 			{"from=" + t0.Format(time.RFC3339) + "&to=" + t0.Add(time.Hour).Format(time.RFC3339), []string{"x"}},
 		} {
-			got := listSessionsAPI(t, owner.in(t), "shop", tc.query, 1)
+			got := listSessionsAPI(t, owner.in(t), "shop", "sessions", tc.query, 1)
 			if ids := sessionIDs(got); !slices.Equal(ids, tc.want) {
 				t.Errorf("?%s: %v, want %v", tc.query, ids, tc.want)
 			}

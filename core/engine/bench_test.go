@@ -36,6 +36,22 @@ func visitEvents(i int, at time.Time) []event.Entry {
 	}
 }
 
+// applyEntry applies an entry to its visitor as the engine's batch does,
+// without the database.
+func applyEntry(b *testing.B, sh *shard, ws *session.Workspace, en *event.Entry, now time.Time, changes []session.Change) []session.Change {
+	ev, err := session.FromEntry(en)
+	if err != nil {
+		b.Fatal(err)
+	}
+	vis := sh.visitor(ws, ev.AnonymousID, now)
+	before := vis.v.Len()
+	if changes, err = vis.v.Apply(&ev, changes); err != nil {
+		b.Fatal(err)
+	}
+	sh.touch(vis, before, now)
+	return changes
+}
+
 // BenchmarkLiveSessionMemory holds live sessions as the engine does (one
 // visitor per device in a shard, with its place in the close queue), each
 // session built from a realistic visit of three events, and reports the
@@ -62,16 +78,7 @@ func BenchmarkLiveSessionMemory(b *testing.B) {
 		var changes []session.Change
 		for i := range n {
 			for _, en := range visitEvents(i, at) {
-				ev, err := session.FromEntry(&en)
-				if err != nil {
-					b.Fatal(err)
-				}
-				vis := sh.visitor(ws, ev.AnonymousID, at)
-				before := vis.v.Len()
-				if changes, err = vis.v.Apply(&ev, changes[:0]); err != nil {
-					b.Fatal(err)
-				}
-				sh.touch(vis, before, at)
+				changes = applyEntry(b, sh, ws, &en, at, changes[:0])
 			}
 			clear(sh.dirty) // a commit clears it after each batch
 		}
@@ -120,16 +127,7 @@ func BenchmarkStateUpdates(b *testing.B) {
 			}
 			b.StartTimer()
 		}
-		ev, err := session.FromEntry(en)
-		if err != nil {
-			b.Fatal(err)
-		}
-		vis := sh.visitor(ws, ev.AnonymousID, at)
-		before := vis.v.Len()
-		if changes, err = vis.v.Apply(&ev, changes[:0]); err != nil {
-			b.Fatal(err)
-		}
-		sh.touch(vis, before, at)
+		changes = applyEntry(b, sh, ws, en, at, changes[:0])
 		if len(sh.dirty) >= 1000 {
 			clear(sh.dirty)
 		}
