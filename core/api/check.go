@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/text/currency"
 
+	"github.com/eddy-cdp/eddy/core/session"
 	"github.com/eddy-cdp/eddy/core/store"
 )
 
@@ -137,4 +138,21 @@ func (e *FieldErrors) Settings(st store.Settings, field func(jsonName string) st
 	if n := st.SessionTimeoutMinutes; n < 1 || n > 1440 {
 		e.Add(field("session_timeout_minutes"), "must be from 1 to 1440")
 	}
+	for _, l := range []struct {
+		name    string
+		domains []string
+	}{{"own_domains", st.OwnDomains}, {"ignored_referrers", st.IgnoredReferrers}} {
+		if len(l.domains) > MaxDomains {
+			e.Add(field(l.name), "must list at most %d domains", MaxDomains)
+			continue
+		}
+		for _, d := range l.domains {
+			if !session.ValidDomain(d) {
+				e.Add(field(l.name), "%q is not a host name such as shop.com", d)
+			}
+		}
+	}
 }
+
+// MaxDomains caps each of a workspace's domain lists.
+const MaxDomains = 50

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -26,9 +27,11 @@ func (a *API) listWorkspaces(c *gin.Context) {
 
 // settingsPatch is a partial update of workspace settings.
 type settingsPatch struct {
-	Timezone              *string `json:"timezone"`
-	Currency              *string `json:"currency"`
-	SessionTimeoutMinutes *int    `json:"session_timeout_minutes"`
+	Timezone              *string  `json:"timezone"`
+	Currency              *string  `json:"currency"`
+	SessionTimeoutMinutes *int     `json:"session_timeout_minutes"`
+	OwnDomains            []string `json:"own_domains"`
+	IgnoredReferrers      []string `json:"ignored_referrers"`
 }
 
 // apply applies the patch to st and checks the outcome.
@@ -45,11 +48,22 @@ func (p *settingsPatch) apply(st *store.Settings, errs *FieldErrors) {
 	if p.SessionTimeoutMinutes != nil {
 		st.SessionTimeoutMinutes = *p.SessionTimeoutMinutes
 	}
+	if p.OwnDomains != nil {
+		st.OwnDomains = lowerAll(p.OwnDomains)
+	}
+	if p.IgnoredReferrers != nil {
+		st.IgnoredReferrers = lowerAll(p.IgnoredReferrers)
+	}
 	errs.Settings(*st, func(name string) string { return "settings." + name })
 }
 
-// defaultSettings are a new workspace's settings.
-var defaultSettings = store.Settings{Timezone: "UTC", Currency: "USD", SessionTimeoutMinutes: 30}
+func lowerAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
 
 type createWorkspaceRequest struct {
 	ID       string         `json:"id"`
@@ -69,7 +83,7 @@ func (a *API) createWorkspace(c *gin.Context) {
 	var errs FieldErrors
 	errs.Slug("id", req.ID)
 	errs.Name("name", req.Name)
-	st := defaultSettings
+	st := store.DefaultSettings()
 	req.Settings.apply(&st, &errs)
 	if errs != nil {
 		a.fail(c, errs)

@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/eddy-cdp/eddy/core/store"
@@ -238,5 +240,51 @@ func TestWorkspacePatchThatChangesNothingIsNotAudited(t *testing.T) {
 	owner.must(http.StatusOK, "GET", "/organizations/acme/audit-log?action=workspace.update", nil, &audit)
 	if len(audit.Data) != 1 {
 		t.Fatalf("%d workspace.update entries, want 1 (for the one real change)", len(audit.Data))
+	}
+}
+
+// The referrer settings of the session engine: defaults, replacement,
+// lower case, and refusals naming the field.
+func TestWorkspaceReferrerSettings(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	ada := p.newAdmin("ada@example.com")
+	ada.org("acme")
+	type referrers struct {
+		Settings struct {
+			OwnDomains       []string `json:"own_domains"`
+			IgnoredReferrers []string `json:"ignored_referrers"`
+		} `json:"settings"`
+	}
+	var ws referrers
+	ada.must(http.StatusCreated, "POST", "/organizations/acme/workspaces", map[string]any{"id": "shop", "name": "Shop"}, &ws)
+	if len(ws.Settings.OwnDomains) != 0 || !slices.Contains(ws.Settings.IgnoredReferrers, "paypal.com") {
+		t.Fatalf("defaults: %+v", ws.Settings)
+	}
+	ada.must(http.StatusOK, "PATCH", "/workspaces/shop", map[string]any{"settings": map[string]any{
+		"own_domains": []string{"Shop.Example", "shop-cdn.example"}, "ignored_referrers": []string{}}}, &ws)
+	if !slices.Equal(ws.Settings.OwnDomains, []string{"shop.example", "shop-cdn.example"}) || len(ws.Settings.IgnoredReferrers) != 0 {
+		t.Fatalf("after patch: %+v", ws.Settings)
+	}
+	ada.must(http.StatusOK, "GET", "/workspaces/shop", nil, &ws)
+	if !slices.Equal(ws.Settings.OwnDomains, []string{"shop.example", "shop-cdn.example"}) || len(ws.Settings.IgnoredReferrers) != 0 {
+		t.Fatalf("read back: %+v", ws.Settings)
+	}
+	many := make([]string, 51)
+	for i := range many {
+		many[i] = fmt.Sprintf("d%d.example", i)
+	}
+	for _, tc := range []struct {
+		settings map[string]any
+		field    string
+	}{
+		{map[string]any{"own_domains": []string{"https://shop.example/"}}, "settings.own_domains"},
+		{map[string]any{"own_domains": []string{".shop.example"}}, "settings.own_domains"},
+		{map[string]any{"own_domains": []string{""}}, "settings.own_domains"},
+		{map[string]any{"own_domains": many}, "settings.own_domains"},
+		{map[string]any{"own_domains": "shop.example"}, "settings.own_domains"},
+		{map[string]any{"ignored_referrers": []string{"pay pal.com"}}, "settings.ignored_referrers"},
+	} {
+		ada.do("PATCH", "/workspaces/shop", map[string]any{"settings": tc.settings}).wantInvalid(t, tc.field)
 	}
 }

@@ -277,3 +277,33 @@ func TestFailedCommitReloadsTheCheckpoint(t *testing.T) {
 		t.Fatalf("live dev-a = %+v, want 5 events", page)
 	}
 }
+
+// The session engine reads a workspace's own domains from its settings: a
+// page referred by another of the workspace's sites continues the visit,
+// where a referral from a site it does not own starts a new one.
+func TestOwnDomainsFromWorkspaceSettings(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	w, err := e.st.WorkspaceBySlug(ctx, "shop")
+	testenv.Must(t, err, "workspace")
+	st := w.Settings
+	st.OwnDomains = []string{"shop-blog.example"}
+	_, err = e.st.UpdateWorkspace(ctx, store.Change{Actor: store.Actor{Type: "cli", Label: "test"}}, w, w.Name, st)
+	testenv.Must(t, err, "update settings")
+
+	page := func(id, anon string, at time.Duration, referrer string) event.Entry {
+		return e.entry("page", id, anon, at, fmt.Sprintf(`{"anonymousId":%q,"properties":{"url":"https://shop.example/p","referrer":%q}}`, anon, referrer))
+	}
+	c := &clock{t: t0.Add(10 * time.Minute)}
+	eng := e.engine(t, "w1", c)
+	testenv.Must(t, eng.acquire(ctx, 0), "acquire")
+	_, err = eng.handle(ctx, batch(0, 1, []event.Entry{
+		page("o1", "own", 0, ""), page("o2", "own", time.Minute, "https://www.shop-blog.example/post"),
+		page("x1", "ext", 0, ""), page("x2", "ext", time.Minute, "https://news.example/article"),
+	}))
+	testenv.Must(t, err, "handle")
+	if got := row[string](t, e.st, `SELECT string_agg(format('%s:%s', anonymous_id, n), ',' ORDER BY anonymous_id)
+		FROM (SELECT anonymous_id, count(*) AS n FROM sessions GROUP BY 1) s`); got != "ext:2,own:1" {
+		t.Fatalf("sessions per device = %s, want ext:2 (an external referral starts a visit), own:1", got)
+	}
+}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,7 +41,7 @@ func (r *rulesCache) workspace(ctx context.Context, id string) (*session.Workspa
 	if ok && time.Since(c.at) < r.ttl {
 		return c.ws, nil
 	}
-	minutes, err := r.st.SessionTimeout(ctx, id)
+	st, err := r.st.SessionSettings(ctx, id)
 	if err != nil {
 		if ok {
 			return c.ws, nil
@@ -48,8 +49,9 @@ func (r *rulesCache) workspace(ctx context.Context, id string) (*session.Workspa
 		return nil, err
 	}
 	rules := session.DefaultRules()
-	rules.Timeout = time.Duration(minutes) * time.Minute
+	rules.Timeout = time.Duration(st.TimeoutMinutes) * time.Minute
 	rules.MaxLength = max(rules.MaxLength, rules.Timeout)
+	rules.OwnDomains, rules.IgnoredReferrers = st.OwnDomains, st.IgnoredReferrers
 	if !ok || !sameRules(c.ws.Rules(), rules) {
 		ws, err := session.NewWorkspace(id, rules)
 		if err != nil {
@@ -74,17 +76,5 @@ func (r *rulesCache) cached(id string) (*session.Workspace, bool) {
 
 func sameRules(a, b session.Rules) bool {
 	return a.Timeout == b.Timeout && a.MaxLength == b.MaxLength && a.Grace == b.Grace &&
-		equal(a.OwnDomains, b.OwnDomains) && equal(a.IgnoredReferrers, b.IgnoredReferrers)
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+		slices.Equal(a.OwnDomains, b.OwnDomains) && slices.Equal(a.IgnoredReferrers, b.IgnoredReferrers)
 }

@@ -60,7 +60,7 @@ func (r Rules) Validate() error {
 		domains []string
 	}{{"own domain", r.OwnDomains}, {"ignored referrer", r.IgnoredReferrers}} {
 		for _, d := range list.domains {
-			if !validDomain(d) {
+			if !ValidDomain(d) {
 				errs = append(errs, fmt.Errorf("%s %q: want a host name such as shop.com", list.name, d))
 			}
 		}
@@ -68,7 +68,9 @@ func (r Rules) Validate() error {
 	return errors.Join(errs...)
 }
 
-func validDomain(d string) bool {
+// ValidDomain reports whether d is a host name as Rules take them: letters,
+// digits, hyphens and dots, at most 253 bytes, no leading or trailing dot.
+func ValidDomain(d string) bool {
 	if d == "" || len(d) > 253 || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") {
 		return false
 	}

@@ -108,20 +108,28 @@ func (s *Store) WriteShardCheckpointTx(ctx context.Context, tx pgx.Tx, shard int
 	return nil
 }
 
-// SessionTimeout returns a workspace's session timeout in minutes, or
-// ErrNotFound for an id that is no workspace (deleted ones included: their
-// queued events still complete their sessions).
-func (s *Store) SessionTimeout(ctx context.Context, workspaceID string) (int, error) {
+// SessionSettings are what the session engine reads of a workspace.
+type SessionSettings struct {
+	TimeoutMinutes               int
+	OwnDomains, IgnoredReferrers []string
+}
+
+// SessionSettings returns a workspace's session settings, or ErrNotFound
+// for an id that is no workspace (deleted ones included: their queued
+// events still complete their sessions).
+func (s *Store) SessionSettings(ctx context.Context, workspaceID string) (SessionSettings, error) {
+	var st SessionSettings
 	if !validUUID(workspaceID) {
-		return 0, ErrNotFound
+		return st, ErrNotFound
 	}
-	var m int
-	err := s.pool.QueryRow(ctx, `SELECT session_timeout_minutes FROM workspaces WHERE id = $1`, workspaceID).Scan(&m)
+	err := s.pool.QueryRow(ctx, `SELECT session_timeout_minutes, own_domains, ignored_referrers FROM workspaces WHERE id = $1`,
+		workspaceID).Scan(&st.TimeoutMinutes, &st.OwnDomains, &st.IgnoredReferrers)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, ErrNotFound
+		return st, ErrNotFound
 	}
 	if err != nil {
-		return 0, fmt.Errorf("session timeout of workspace %s: %w", workspaceID, err)
+		return st, fmt.Errorf("session settings of workspace %s: %w", workspaceID, err)
 	}
-	return m, nil
+	st.IgnoredReferrers = referrers(st.IgnoredReferrers)
+	return st, nil
 }

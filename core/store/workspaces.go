@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eddy-cdp/eddy/core/auth"
+	"github.com/eddy-cdp/eddy/core/session"
 )
 
 // WorkspaceSpec is a workspace as plugins.yaml declares it.
@@ -243,6 +245,33 @@ type Settings struct {
 	Currency string `json:"currency"`
 	// SessionTimeoutMinutes is the inactivity after which a visit ends.
 	SessionTimeoutMinutes int `json:"session_timeout_minutes"`
+	// OwnDomains are the workspace's sites: a referrer on one of them or a
+	// subdomain is internal navigation, never a new visit.
+	OwnDomains []string `json:"own_domains"`
+	// IgnoredReferrers are third-party sites whose referrals continue the
+	// visit (payment pages); session.DefaultRules' list until set.
+	IgnoredReferrers []string `json:"ignored_referrers"`
+}
+
+// Equal reports whether two settings are the same.
+func (s Settings) Equal(o Settings) bool {
+	return s.Timezone == o.Timezone && s.Currency == o.Currency && s.SessionTimeoutMinutes == o.SessionTimeoutMinutes &&
+		slices.Equal(s.OwnDomains, o.OwnDomains) && slices.Equal(s.IgnoredReferrers, o.IgnoredReferrers)
+}
+
+// DefaultSettings returns a new workspace's settings.
+func DefaultSettings() Settings {
+	return Settings{Timezone: "UTC", Currency: "USD", SessionTimeoutMinutes: 30,
+		OwnDomains: []string{}, IgnoredReferrers: session.DefaultRules().IgnoredReferrers}
+}
+
+// referrers returns the stored ignored referrers, the default list when
+// never set.
+func referrers(stored []string) []string {
+	if stored == nil {
+		return session.DefaultRules().IgnoredReferrers
+	}
+	return stored
 }
 
 // Workspace is a workspace: where a customer's data lives.
@@ -256,16 +285,22 @@ type Workspace struct {
 
 const workspaceSelect = `
 	SELECT w.id::text, w.slug, o.id::text, o.slug, w.name, w.managed,
-	       w.timezone, w.currency, w.session_timeout_minutes, w.created_at, w.updated_at
+	       w.timezone, w.currency, w.session_timeout_minutes, w.own_domains, w.ignored_referrers,
+	       w.created_at, w.updated_at
 	FROM workspaces w JOIN organizations o ON o.id = w.organization_id
 	WHERE w.deleted_at IS NULL`
 
 func scanWorkspace(row pgx.Row) (Workspace, error) {
 	var w Workspace
 	err := row.Scan(&w.ID, &w.Slug, &w.OrgID, &w.OrgSlug, &w.Name, &w.Managed,
-		&w.Settings.Timezone, &w.Settings.Currency, &w.Settings.SessionTimeoutMinutes, &w.CreatedAt, &w.UpdatedAt)
+		&w.Settings.Timezone, &w.Settings.Currency, &w.Settings.SessionTimeoutMinutes,
+		&w.Settings.OwnDomains, &w.Settings.IgnoredReferrers, &w.CreatedAt, &w.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return w, ErrNotFound
+	}
+	w.Settings.IgnoredReferrers = referrers(w.Settings.IgnoredReferrers)
+	if w.Settings.OwnDomains == nil {
+		w.Settings.OwnDomains = []string{}
 	}
 	return w, err
 }
@@ -297,9 +332,11 @@ func (s *Store) CreateWorkspace(ctx context.Context, who Change, org Organizatio
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var id string
 		err := tx.QueryRow(ctx, `
-			INSERT INTO workspaces (slug, name, organization_id, timezone, currency, session_timeout_minutes)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id::text`,
-			slug, name, org.ID, st.Timezone, st.Currency, st.SessionTimeoutMinutes).Scan(&id)
+			INSERT INTO workspaces (slug, name, organization_id, timezone, currency, session_timeout_minutes,
+			                        own_domains, ignored_referrers)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id::text`,
+			slug, name, org.ID, st.Timezone, st.Currency, st.SessionTimeoutMinutes,
+			nonNil(st.OwnDomains), referrers(st.IgnoredReferrers)).Scan(&id)
 		if isUniqueViolation(err, "workspaces_slug_key") {
 			return conflict("workspace id %q is taken", slug)
 		}
@@ -329,7 +366,7 @@ func (s *Store) UpdateWorkspace(ctx context.Context, who Change, w Workspace, na
 	if w.Managed && name != w.Name {
 		return w, conflict("workspace %s is declared in plugins.yaml; change its name there", w.Slug)
 	}
-	if name == w.Name && st == w.Settings {
+	if name == w.Name && st.Equal(w.Settings) {
 		return w, nil // nothing to change, nor to audit
 	}
 	var out Workspace
@@ -337,14 +374,16 @@ func (s *Store) UpdateWorkspace(ctx context.Context, who Change, w Workspace, na
 		var err error
 		out, err = scanWorkspace(tx.QueryRow(ctx, `
 			WITH u AS (
-			    UPDATE workspaces SET name = $2, timezone = $3, currency = $4, session_timeout_minutes = $5, updated_at = now()
+			    UPDATE workspaces SET name = $2, timezone = $3, currency = $4, session_timeout_minutes = $5,
+			                          own_domains = $6, ignored_referrers = $7, updated_at = now()
 			    WHERE id = $1 AND deleted_at IS NULL
 			    RETURNING *
 			)
 			SELECT u.id::text, u.slug, o.id::text, o.slug, u.name, u.managed,
-			       u.timezone, u.currency, u.session_timeout_minutes, u.created_at, u.updated_at
+			       u.timezone, u.currency, u.session_timeout_minutes, u.own_domains, u.ignored_referrers,
+			       u.created_at, u.updated_at
 			FROM u JOIN organizations o ON o.id = u.organization_id`,
-			w.ID, name, st.Timezone, st.Currency, st.SessionTimeoutMinutes))
+			w.ID, name, st.Timezone, st.Currency, st.SessionTimeoutMinutes, nonNil(st.OwnDomains), referrers(st.IgnoredReferrers)))
 		if err != nil {
 			return err
 		}
@@ -355,6 +394,13 @@ func (s *Store) UpdateWorkspace(ctx context.Context, who Change, w Workspace, na
 		return w, fmt.Errorf("update workspace: %w", err)
 	}
 	return out, nil
+}
+
+func nonNil(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
 }
 
 // DeleteWorkspace deletes a workspace: it disappears from the API and its

@@ -200,7 +200,8 @@ func TestCLIOrgAndWorkspaceCreate(t *testing.T) {
 	}
 
 	out = e.mustManage("", nil, "workspace", "create", "--org", "acme", "--id", "acme-shop", "--name", "Acme shop",
-		"--timezone", "Europe/Paris", "--currency", "EUR", "--session-timeout-minutes", "45", "--json")
+		"--timezone", "Europe/Paris", "--currency", "EUR", "--session-timeout-minutes", "45",
+		"--own-domains", "Acme.Example,blog.acme.example", "--ignored-referrers", "pay.example", "--json")
 	var ws struct {
 		ID             string
 		OrganizationID string `json:"organization_id"`
@@ -209,13 +210,14 @@ func TestCLIOrgAndWorkspaceCreate(t *testing.T) {
 		Settings       store.Settings
 	}
 	wantKeys(t, decodeObject(t, out, &ws), "id", "organization_id", "name", "managed", "settings", "created_at", "updated_at")
-	wantSettings := store.Settings{Timezone: "Europe/Paris", Currency: "EUR", SessionTimeoutMinutes: 45}
-	if ws.ID != "acme-shop" || ws.OrganizationID != "acme" || ws.Name != "Acme shop" || ws.Managed || ws.Settings != wantSettings {
+	wantSettings := store.Settings{Timezone: "Europe/Paris", Currency: "EUR", SessionTimeoutMinutes: 45,
+		OwnDomains: []string{"acme.example", "blog.acme.example"}, IgnoredReferrers: []string{"pay.example"}}
+	if ws.ID != "acme-shop" || ws.OrganizationID != "acme" || ws.Name != "Acme shop" || ws.Managed || !ws.Settings.Equal(wantSettings) {
 		t.Fatalf("workspace = %+v", ws)
 	}
 	stored, err := st.WorkspaceBySlug(ctx, "acme-shop")
 	testenv.Must(t, err, "stored workspace")
-	if stored.OrgSlug != "acme" || stored.Settings != wantSettings {
+	if stored.OrgSlug != "acme" || !stored.Settings.Equal(wantSettings) {
 		t.Fatalf("stored workspace = %+v", stored)
 	}
 
@@ -423,6 +425,7 @@ func TestCLIManagementRefusesBadInput(t *testing.T) {
 		{"lower-case currency", "", nil, []string{"workspace", "create", "--org", "default", "--id", "x", "--name", "X", "--currency", "eur"}, "--currency: must be an ISO 4217 currency code in capitals"},
 		{"unknown currency", "", nil, []string{"workspace", "create", "--org", "default", "--id", "x", "--name", "X", "--currency", "XYZ"}, "--currency: must be"},
 		{"session timeout", "", nil, []string{"workspace", "create", "--org", "default", "--id", "x", "--name", "X", "--session-timeout-minutes", "1441"}, "--session-timeout-minutes: must be from 1 to 1440"},
+		{"own domain", "", nil, []string{"workspace", "create", "--org", "default", "--id", "x", "--name", "X", "--own-domains", "https://shop.example/"}, `--own-domains: "https://shop.example/" is not a host name such as shop.com`},
 		{"bad email", "", nil, []string{"admin", "create", "--email", "Ada <ada@example.com>", "--name", "Ada"}, "--email: must be a plain email address"},
 		{"no name", "", nil, []string{"admin", "create", "--email", "ada@example.com"}, "--name: is required"},
 		{"short password", "", []string{"EDDY_ADMIN_PASSWORD=short"}, []string{"admin", "create", "--email", "ada@example.com", "--name", "Ada"}, "EDDY_ADMIN_PASSWORD: the password must be at least 12 characters"},

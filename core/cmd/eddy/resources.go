@@ -74,16 +74,13 @@ func orgCmd() *cobra.Command {
 	return cmd
 }
 
-// defaultSettings are a new workspace's settings, as in the API.
-var defaultSettings = store.Settings{Timezone: "UTC", Currency: "USD", SessionTimeoutMinutes: 30}
-
 func workspaceCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "workspace", Short: "Manage workspaces (where a customer's data lives)"}
 	var org, id, name string
-	st := defaultSettings
+	st := store.DefaultSettings()
 	var asJSON bool
 	create := &cobra.Command{
-		Use:   "create --org ORG --id ID --name NAME [--timezone TZ] [--currency CUR] [--session-timeout-minutes N]",
+		Use:   "create --org ORG --id ID --name NAME [--timezone TZ] [--currency CUR] [--session-timeout-minutes N] [--own-domains D,...] [--ignored-referrers D,...]",
 		Short: "Create a workspace in an organization",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -91,6 +88,11 @@ func workspaceCmd() *cobra.Command {
 			errs.Slug("--org", org)
 			errs.Slug("--id", id)
 			errs.Name("--name", name)
+			for _, l := range [][]string{st.OwnDomains, st.IgnoredReferrers} {
+				for i := range l {
+					l[i] = strings.ToLower(l[i])
+				}
+			}
 			errs.Settings(st, flagName)
 			if err := errs.Err(); err != nil {
 				return err
@@ -121,6 +123,8 @@ func workspaceCmd() *cobra.Command {
 	f.StringVar(&st.Timezone, "timezone", st.Timezone, "IANA time zone, such as Europe/Paris")
 	f.StringVar(&st.Currency, "currency", st.Currency, "ISO 4217 currency code, such as EUR")
 	f.IntVar(&st.SessionTimeoutMinutes, "session-timeout-minutes", st.SessionTimeoutMinutes, "inactivity after which a visit ends (1..1440)")
+	f.StringSliceVar(&st.OwnDomains, "own-domains", st.OwnDomains, "the workspace's sites, comma-separated: referrals from them (and their subdomains) never start a new visit")
+	f.StringSliceVar(&st.IgnoredReferrers, "ignored-referrers", st.IgnoredReferrers, "third-party sites whose referrals continue a visit, such as payment pages, comma-separated")
 	f.BoolVar(&asJSON, "json", false, "print the created workspace as one JSON object")
 	cmd.AddCommand(create)
 	return cmd
