@@ -1,0 +1,335 @@
+// Package plugin describes Eddy's plugins: their manifests, and the
+// validation of a workspace's configuration of a plugin against the JSON
+// Schema its manifest declares, before any plugin sees it.
+//
+// A manifest is a YAML file beside each plugin (plugin.yaml):
+//
+//	id: sink.webhook            # kind.name: source, processor, sink or app
+//	version: 1.2.0              # semantic version
+//	runtime: grpc               # grpc (its own process) or wasm (sandboxed in-process)
+//	binary: ./sink-webhook      # grpc: the executable; wasm: module: ./app.wasm
+//	description: Sends batches of events to an HTTP endpoint.
+//	config_schema:              # JSON Schema (2020-12) of its configuration
+//	  type: object
+//	  required: [url]
+//	  properties:
+//	    url: {type: string, format: uri}
+//	permissions:
+//	  events: [track, page]     # event types it receives; ["*"] all, [] none
+//	  network: [hooks.example.com, "*.slack.com"]  # hosts it may call; none by default
+//	  write: [actions]          # what it may produce: events, actions, state
+//	purposes: [marketing]       # consent purposes it serves
+//
+// Paths are relative to the manifest's folder and may not leave it.
+package plugin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/mod/semver"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+)
+
+// Kind is what a plugin does.
+type Kind string
+
+// The kinds of plugin, the first part of a plugin's id.
+const (
+	Source    Kind = "source"
+	Processor Kind = "processor"
+	Sink      Kind = "sink"
+	App       Kind = "app"
+)
+
+// Runtime is how a plugin runs.
+type Runtime string
+
+// The runtimes.
+const (
+	GRPC Runtime = "grpc"
+	WASM Runtime = "wasm"
+)
+
+// Permissions are what a plugin asks to do.
+type Permissions struct {
+	// Events are the event types it receives (track, page, screen,
+	// identify, group, alias), or "*" for all.
+	Events []string `yaml:"events"`
+	// Network are the hosts it may call, "*.example.com" for a domain's
+	// subdomains; empty for none.
+	Network []string `yaml:"network"`
+	// Write are what it may produce: events, actions, state.
+	Write []string `yaml:"write"`
+}
+
+// Manifest describes a plugin.
+type Manifest struct {
+	ID          string      `yaml:"id"`
+	Version     string      `yaml:"version"`
+	Runtime     Runtime     `yaml:"runtime"`
+	Binary      string      `yaml:"binary"`
+	Module      string      `yaml:"module"`
+	Description string      `yaml:"description"`
+	Schema      any         `yaml:"config_schema"`
+	Permissions Permissions `yaml:"permissions"`
+	Purposes    []string    `yaml:"purposes"`
+
+	// Dir is the folder of the manifest file, which Binary and Module are
+	// relative to.
+	Dir string `yaml:"-"`
+
+	schema *jsonschema.Schema
+}
+
+// Kind returns the plugin's kind, from its id.
+func (m *Manifest) Kind() Kind {
+	k, _, _ := strings.Cut(m.ID, ".")
+	return Kind(k)
+}
+
+// Artifact returns the path of the plugin's executable (grpc) or module
+// (wasm).
+func (m *Manifest) Artifact() string {
+	p := m.Binary
+	if m.Runtime == WASM {
+		p = m.Module
+	}
+	return filepath.Join(m.Dir, filepath.FromSlash(p))
+}
+
+var (
+	idPattern      = regexp.MustCompile(`^(source|processor|sink|app)\.[a-z][a-z0-9_]{0,62}$`)
+	purposePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	eventTypes     = []string{"*", "track", "page", "screen", "identify", "group", "alias"}
+	writeScopes    = []string{"events", "actions", "state"}
+)
+
+// Limits on what a manifest holds.
+const (
+	MaxManifestBytes = 256 << 10
+	maxListLen       = 100
+)
+
+// ParseManifest reads a manifest; name (the file's path) and dir (its
+// folder) are for messages and paths. Every problem found is reported, each
+// naming its field.
+func ParseManifest(name, dir string, data []byte) (*Manifest, error) {
+	if len(data) > MaxManifestBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, MaxManifestBytes)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	m := &Manifest{Dir: dir}
+	if err := dec.Decode(m); err != nil {
+		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if errs := m.validate(); len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = name + ": " + e.Error()
+		}
+		return nil, errors.New(strings.Join(msgs, "\n"))
+	}
+	return m, nil
+}
+
+// FieldError is a problem with one field.
+type FieldError struct {
+	Field, Message string
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func (m *Manifest) validate() []FieldError {
+	var errs []FieldError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{field, fmt.Sprintf(format, args...)})
+	}
+	if !idPattern.MatchString(m.ID) {
+		bad("id", "%q must be kind.name: kind one of source, processor, sink, app; name lower-case letters, digits and _", m.ID)
+	}
+	if v := "v" + m.Version; !semver.IsValid(v) || semver.Canonical(v) != v {
+		bad("version", "%q must be a semantic version such as 1.2.0 (major.minor.patch)", m.Version)
+	}
+	switch m.Runtime {
+	case GRPC:
+		m.checkPath(bad, "binary", m.Binary)
+		if m.Module != "" {
+			bad("module", "is for wasm plugins; a grpc plugin names its binary")
+		}
+	case WASM:
+		m.checkPath(bad, "module", m.Module)
+		if m.Binary != "" {
+			bad("binary", "is for grpc plugins; a wasm plugin names its module")
+		}
+	default:
+		bad("runtime", "%q must be grpc or wasm", m.Runtime)
+	}
+	if len(m.Description) > 1000 {
+		bad("description", "must be at most 1000 bytes")
+	}
+	list := func(field string, vs []string, ok func(string) bool, want string) {
+		if len(vs) > maxListLen {
+			bad(field, "must list at most %d entries", maxListLen)
+			return
+		}
+		for i, v := range vs {
+			if !ok(v) {
+				bad(field+"["+strconv.Itoa(i)+"]", "%q: want %s", v, want)
+			}
+		}
+	}
+	list("permissions.events", m.Permissions.Events, func(v string) bool { return slices.Contains(eventTypes, v) },
+		"one of "+strings.Join(eventTypes, ", "))
+	list("permissions.network", m.Permissions.Network, validHostPattern, "a host name, or *.domain for its subdomains")
+	list("permissions.write", m.Permissions.Write, func(v string) bool { return slices.Contains(writeScopes, v) },
+		"one of "+strings.Join(writeScopes, ", "))
+	list("purposes", m.Purposes, purposePattern.MatchString, "a purpose name: lower-case letters, digits and _")
+	if err := m.compileSchema(); err != nil {
+		bad("config_schema", "%v", err)
+	}
+	return errs
+}
+
+// checkPath requires a relative path that stays in the manifest's folder.
+func (m *Manifest) checkPath(bad func(string, string, ...any), field, p string) {
+	switch {
+	case p == "":
+		bad(field, "is required: the path of the plugin's %s, relative to the manifest", field)
+	case path.IsAbs(p) || filepath.IsAbs(p) || strings.Contains(p, `\`):
+		bad(field, "%q must be a relative path with / separators", p)
+	case !filepath.IsLocal(filepath.FromSlash(p)):
+		bad(field, "%q must stay inside the plugin's folder", p)
+	}
+}
+
+func validHostPattern(h string) bool {
+	h = strings.TrimPrefix(h, "*.")
+	if h == "" || len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
+		return false
+	}
+	for _, c := range h {
+		if !(c == '.' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// compileSchema compiles the configuration schema (an empty object schema
+// when there is none). References may only point inside the schema: no
+// file or network is read.
+func (m *Manifest) compileSchema() error {
+	doc := m.Schema
+	if doc == nil {
+		doc = map[string]any{"type": "object", "additionalProperties": false}
+	}
+	// Through JSON: YAML maps decode as map[string]any, but the compiler
+	// wants JSON's number types.
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return fmt.Errorf("not a JSON value: %w", err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	obj, ok := inst.(map[string]any)
+	if !ok || obj["type"] != "object" {
+		return errors.New(`must be a schema of "type: object"`)
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	c.UseLoader(jsonschema.SchemeURLLoader{}) // no $ref outside the document
+	const loc = "eddy-plugin:///config_schema.json"
+	if err := c.AddResource(loc, inst); err != nil {
+		return err
+	}
+	sch, err := c.Compile(loc)
+	if err != nil {
+		return errors.New(strings.ReplaceAll(err.Error(), loc, "config_schema"))
+	}
+	m.schema = sch
+	return nil
+}
+
+var printer = message.NewPrinter(language.English)
+
+// CheckConfig validates a workspace's configuration of the plugin against
+// its schema, and returns one error per problem, each naming its field
+// ("config.url"), none when it is valid.
+func (m *Manifest) CheckConfig(config map[string]any) []FieldError {
+	if config == nil {
+		config = map[string]any{}
+	}
+	b, err := json.Marshal(config)
+	if err != nil {
+		return []FieldError{{"config", "is not a JSON object: " + err.Error()}}
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return []FieldError{{"config", err.Error()}}
+	}
+	err = m.schema.Validate(inst)
+	var ve *jsonschema.ValidationError
+	if err == nil || !errors.As(err, &ve) {
+		if err != nil {
+			return []FieldError{{"config", err.Error()}}
+		}
+		return nil
+	}
+	var out []FieldError
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) > 0 {
+			for _, c := range e.Causes {
+				walk(c)
+			}
+			return
+		}
+		field := fieldPath(e.InstanceLocation)
+		switch k := e.ErrorKind.(type) {
+		case *kind.Required:
+			for _, p := range k.Missing {
+				out = append(out, FieldError{field + "." + p, "is required"})
+			}
+		case *kind.AdditionalProperties:
+			for _, p := range k.Properties {
+				out = append(out, FieldError{field + "." + p, "is not a setting of " + m.ID})
+			}
+		default:
+			out = append(out, FieldError{field, e.ErrorKind.LocalizedString(printer)})
+		}
+	}
+	walk(ve)
+	slices.SortStableFunc(out, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
+	return out
+}
+
+// fieldPath writes an instance location as config.a.b[2].
+func fieldPath(loc []string) string {
+	var b strings.Builder
+	b.WriteString("config")
+	for _, t := range loc {
+		if _, err := strconv.Atoi(t); err == nil {
+			b.WriteString("[" + t + "]")
+			continue
+		}
+		b.WriteString("." + t)
+	}
+	return b.String()
+}
