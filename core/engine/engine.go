@@ -180,7 +180,7 @@ func (e *Engine) acquire(ctx context.Context, id int) error {
 		old.forget()
 	}
 	e.log.Info("session engine: acquired shard", "shard", id, "epoch", sh.epoch,
-		"visitors", sh.visitors.Load(), "live_sessions", sh.open.Load(), "last_entry_id", sh.last)
+		"visitors", sh.visitors.Load(), "live_sessions", sh.open.Load(), "last_entry_id", sh.last.String())
 	return nil
 }
 
