@@ -11,9 +11,15 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/eddy-cdp/eddy/core/plugin"
 )
 
 // Config is the whole validated configuration of an Eddy process.
@@ -30,6 +36,11 @@ type Config struct {
 	Worker Worker `yaml:"worker"`
 	// Workspaces are created or updated in the database at start.
 	Workspaces []Workspace `yaml:"workspaces"`
+	// Plugins are the plugins installed: each a folder holding its
+	// manifest (plugin.yaml), relative to this file.
+	Plugins []PluginRef `yaml:"plugins"`
+	// Manifests are the installed plugins' manifests, by plugin id.
+	Manifests map[string]*plugin.Manifest `yaml:"-"`
 
 	// Env holds the EDDY_* environment settings.
 	Env Env `yaml:"-"`
@@ -96,7 +107,30 @@ type Workspace struct {
 	Organization string `yaml:"organization"`
 	// Sources are the workspace's data inputs.
 	Sources []Source `yaml:"sources"`
+	// Plugins are the installed plugins this workspace uses.
+	Plugins []Installation `yaml:"plugins"`
 }
+
+// PluginRef installs a plugin.
+type PluginRef struct {
+	// Path is the plugin's folder, relative to plugins.yaml.
+	Path string `yaml:"path"`
+}
+
+// Installation enables and configures a plugin for a workspace.
+type Installation struct {
+	// ID is the plugin's id, such as sink.webhook.
+	ID string `yaml:"id"`
+	// Enabled is false to keep the configuration without running the
+	// plugin; true if absent.
+	Enabled *bool `yaml:"enabled"`
+	// Config is checked against the plugin's configuration schema.
+	// Values may come from the environment (${VAR}), as secrets should.
+	Config map[string]any `yaml:"config"`
+}
+
+// IsEnabled reports whether the installation runs.
+func (in Installation) IsEnabled() bool { return in.Enabled == nil || *in.Enabled }
 
 // Source is a data input of a workspace, identified by its write key.
 type Source struct {
@@ -328,6 +362,8 @@ func (d *document) validate(c *Config) []error {
 		bad("worker.lease_ttl", "must be at least 100ms, got %s", c.Worker.LeaseTTL)
 	}
 
+	errs = append(errs, d.loadPlugins(c)...)
+
 	wsSeen := map[string]bool{}
 	keySeen := map[string]string{}
 	for i, ws := range c.Workspaces {
@@ -371,6 +407,77 @@ func (d *document) validate(c *Config) []error {
 				keySeen[src.WriteKey] = ws.ID + "/" + src.ID
 			}
 		}
+		errs = append(errs, d.checkInstallations(c, wp, ws)...)
 	}
 	return errs
+}
+
+// loadPlugins reads the manifest of every installed plugin.
+func (d *document) loadPlugins(c *Config) []error {
+	var errs []error
+	c.Manifests = map[string]*plugin.Manifest{}
+	where := map[string]string{}
+	for i, ref := range c.Plugins {
+		pp := fmt.Sprintf("plugins[%d].path", i)
+		if ref.Path == "" {
+			errs = append(errs, d.errorf(pp, "is required: the plugin's folder, holding its plugin.yaml"))
+			continue
+		}
+		dir := ref.Path
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(filepath.Dir(d.path), dir)
+		}
+		name := filepath.Join(dir, "plugin.yaml")
+		data, err := os.ReadFile(name)
+		if err != nil {
+			errs = append(errs, d.errorf(pp, "read the plugin's manifest: %v", err))
+			continue
+		}
+		m, err := plugin.ParseManifest(name, dir, data)
+		if err != nil {
+			errs = append(errs, d.errorf(pp, "%v", err))
+			continue
+		}
+		if other, ok := where[m.ID]; ok {
+			errs = append(errs, d.errorf(pp, "installs %s again (already installed by %s)", m.ID, other))
+			continue
+		}
+		where[m.ID] = pp
+		c.Manifests[m.ID] = m
+	}
+	return errs
+}
+
+// checkInstallations checks a workspace's plugins: installed, once each,
+// and configured as their schemas say.
+func (d *document) checkInstallations(c *Config, wp string, ws Workspace) []error {
+	var errs []error
+	seen := map[string]bool{}
+	for j, in := range ws.Plugins {
+		ip := fmt.Sprintf("%s.plugins[%d]", wp, j)
+		m, ok := c.Manifests[in.ID]
+		switch {
+		case in.ID == "":
+			errs = append(errs, d.errorf(ip+".id", "is required"))
+			continue
+		case !ok:
+			errs = append(errs, d.errorf(ip+".id", "plugin %q is not installed (installed: %s)", in.ID, installed(c.Manifests)))
+			continue
+		case seen[in.ID]:
+			errs = append(errs, d.errorf(ip+".id", "plugin %q is configured twice in workspace %q", in.ID, ws.ID))
+			continue
+		}
+		seen[in.ID] = true
+		for _, fe := range m.CheckConfig(in.Config) {
+			errs = append(errs, d.errorf(ip+"."+fe.Field, "%s", fe.Message))
+		}
+	}
+	return errs
+}
+
+func installed(ms map[string]*plugin.Manifest) string {
+	if len(ms) == 0 {
+		return "none; list plugin folders under plugins:"
+	}
+	return strings.Join(slices.Sorted(maps.Keys(ms)), ", ")
 }

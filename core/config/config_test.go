@@ -72,6 +72,11 @@ func TestBadConfigsNameFileLineAndField(t *testing.T) {
 		{"syntax.bad.yml", []string{"syntax.bad.yml:"}},
 		{"lone-dollar.bad.yml", []string{"lone-dollar.bad.yml:5:", "write $$ for a literal dollar"}},
 		{"event-over-request.bad.yml", []string{"event-over-request.bad.yml:2:", "collector.max_event_bytes", "must not exceed"}},
+		{"plugin-config.bad.yml", []string{"plugin-config.bad.yml:9:", "workspaces[0].plugins[0].config.url: is not a valid uri",
+			"workspaces[0].plugins[0].config.secret: is required", "config.retries: is not a setting of sink.webhook"}},
+		{"plugin-unknown.bad.yml", []string{"plugin-unknown.bad.yml:7:", "workspaces[0].plugins[0].id", `plugin "sink.slack" is not installed (installed: sink.webhook)`}},
+		{"plugin-path.bad.yml", []string{"plugin-path.bad.yml:3:", "plugins[0].path", "read the plugin's manifest", "no such file"}},
+		{"plugin-twice.bad.yml", []string{"plugin-twice.bad.yml:4:", "plugins[1].path: installs sink.webhook again", `plugin "sink.webhook" is configured twice`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -133,5 +138,34 @@ func TestLoadNamesTheMissingFile(t *testing.T) {
 	_, err := Load(envOf(map[string]string{"EDDY_CONFIG": "/nonexistent/plugins.yaml"}))
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/plugins.yaml") {
 		t.Fatalf("Load error = %v, want one naming the file", err)
+	}
+}
+
+// Plugins are installed from their folders and configured per workspace,
+// with values from the environment.
+func TestPluginsInstalledAndConfigured(t *testing.T) {
+	cfg, err := parseFile(t, "plugins.good.yml", map[string]string{"WEBHOOK_SECRET": "from-the-environment-0123"})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	m := cfg.Manifests["sink.webhook"]
+	if m == nil || m.Dir != filepath.Join("testdata", "plugins", "webhook") {
+		t.Fatalf("manifests = %v", cfg.Manifests)
+	}
+	in := cfg.Workspaces[0].Plugins[0]
+	if !in.IsEnabled() || in.Config["secret"] != "from-the-environment-0123" || in.Config["batch_size"] != 50 {
+		t.Fatalf("shop's webhook = %+v", in)
+	}
+	headers, _ := in.Config["headers"].([]any)
+	if len(headers) != 1 || headers[0].(map[string]any)["value"] != "data" {
+		t.Fatalf("headers = %#v", in.Config["headers"])
+	}
+	if cfg.Workspaces[1].Plugins[0].IsEnabled() {
+		t.Fatal("blog's webhook is enabled; the file says enabled: false")
+	}
+	// The secret comes from the environment or the file does not load.
+	_, err = parseFile(t, "plugins.good.yml", nil)
+	if err == nil || !strings.Contains(err.Error(), "WEBHOOK_SECRET is not set") {
+		t.Fatalf("without WEBHOOK_SECRET: %v", err)
 	}
 }

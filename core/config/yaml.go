@@ -120,6 +120,18 @@ func (d *document) walk(n *yaml.Node, t reflect.Type, path string, lookup Lookup
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
+		if t.Kind() == reflect.Map || t.Kind() == reflect.Interface {
+			// Free-form values (a plugin's configuration): record and
+			// expand them all.
+			elem := t
+			if t.Kind() == reflect.Map {
+				elem = t.Elem()
+			}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				d.walk(n.Content[i+1], elem, path+"."+n.Content[i].Value, lookup, errs)
+			}
+			return
+		}
 		if t.Kind() != reflect.Struct {
 			return // node.Decode reports the type mismatch with its line
 		}
@@ -138,11 +150,16 @@ func (d *document) walk(n *yaml.Node, t reflect.Type, path string, lookup Lookup
 			d.walk(val, ft, child, lookup, errs)
 		}
 	case yaml.SequenceNode:
-		if t.Kind() != reflect.Slice {
+		elem := t
+		switch t.Kind() {
+		case reflect.Slice:
+			elem = t.Elem()
+		case reflect.Interface:
+		default:
 			return
 		}
 		for i, item := range n.Content {
-			d.walk(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lookup, errs)
+			d.walk(item, elem, fmt.Sprintf("%s[%d]", path, i), lookup, errs)
 		}
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "$") {

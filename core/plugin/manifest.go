@@ -311,6 +311,16 @@ func (m *Manifest) CheckConfig(config map[string]any) []FieldError {
 			for _, p := range k.Properties {
 				out = append(out, FieldError{field + "." + p, "is not a setting of " + m.ID})
 			}
+		// Messages that would repeat the value (configurations hold
+		// secrets) say what is wanted instead.
+		case *kind.Pattern:
+			out = append(out, FieldError{field, "does not match the pattern " + k.Want})
+		case *kind.Format:
+			out = append(out, FieldError{field, "is not a valid " + k.Want})
+		case *kind.Enum:
+			out = append(out, FieldError{field, fmt.Sprintf("must be one of %v", k.Want)})
+		case *kind.Const:
+			out = append(out, FieldError{field, fmt.Sprintf("must be %v", k.Want)})
 		default:
 			out = append(out, FieldError{field, e.ErrorKind.LocalizedString(printer)})
 		}

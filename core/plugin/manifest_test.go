@@ -106,10 +106,10 @@ func TestCheckConfig(t *testing.T) {
 			[]FieldError{{"config.retries", "is not a setting of sink.webhook"}}},
 		{"wrong type and range", map[string]any{"url": "https://h.example/", "secret": "short", "batch_size": 5000},
 			[]FieldError{{"config.batch_size", ""}, {"config.secret", ""}}},
-		{"bad format", map[string]any{"url": "not a uri", "secret": "0123456789abcdef"}, []FieldError{{"config.url", ""}}},
+		{"bad format", map[string]any{"url": "not a uri", "secret": "0123456789abcdef"}, []FieldError{{"config.url", "is not a valid uri"}}},
 		{"nested item", map[string]any{"url": "https://h.example/", "secret": "0123456789abcdef",
 			"headers": []any{map[string]any{"name": "ok"}, map[string]any{"name": "bad name", "value": "v"}}},
-			[]FieldError{{"config.headers[0].value", "is required"}, {"config.headers[1].name", ""}}},
+			[]FieldError{{"config.headers[0].value", "is required"}, {"config.headers[1].name", "does not match the pattern ^[A-Za-z0-9-]+$"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,5 +137,21 @@ func TestNoSchemaTakesNoConfig(t *testing.T) {
 	}
 	if errs := m.CheckConfig(map[string]any{"x": 1}); len(errs) != 1 || errs[0].Field != "config.x" {
 		t.Fatalf("config with a setting: %v", errs)
+	}
+}
+
+// Errors never repeat the value, which may be a secret.
+func TestCheckConfigKeepsValuesOut(t *testing.T) {
+	m := loadWebhook(t)
+	secret := "s3cr3t value that is long"
+	for _, cfg := range []map[string]any{
+		{"url": secret, "secret": "0123456789abcdef"},
+		{"url": "https://h.example/", "secret": "0123456789abcdef", "headers": []any{map[string]any{"name": secret, "value": "v"}}},
+	} {
+		for _, e := range m.CheckConfig(cfg) {
+			if strings.Contains(e.Message, "s3cr3t") {
+				t.Errorf("%s: message repeats the value: %q", e.Field, e.Message)
+			}
+		}
 	}
 }
