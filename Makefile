@@ -17,7 +17,7 @@ ENV      := . ./.eddy/env
 NODE_DIR := test/segment-node
 BIN      := bin/eddy
 
-.PHONY: help build run test bench clean services-down
+.PHONY: help build run test bench clean services-down proto
 
 help: ## show this list
 	@echo "Eddy make targets:"
@@ -53,6 +53,19 @@ bench: ## run the benchmark suite (writes docs/benchmarks.md)
 	$(SERVICES) up
 	$(GO) build -o $(BIN) ./core/cmd/eddy
 	$(ENV) && $(GO) run ./core/cmd/eddy-bench
+
+# Code generators for `make proto`, pinned; protoc itself comes from Debian
+# (apt-get install protobuf-compiler). The generated code is committed, so
+# only changing a .proto needs them.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+
+proto: ## regenerate the plugin protocol's Go code from sdk/proto (needs protoc)
+	@command -v protoc >/dev/null || { echo "protoc is missing: apt-get install protobuf-compiler"; exit 1; }
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH=$(CURDIR)/bin:$$PATH protoc -I sdk/proto --go_out=sdk/proto --go_opt=paths=source_relative \
+	  --go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative sdk/proto/eddy/plugin/v1/plugin.proto
 
 clean: ## remove build output (never the service data in .eddy/)
 	rm -rf bin

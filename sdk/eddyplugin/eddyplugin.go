@@ -1,0 +1,88 @@
+// Package eddyplugin is the Go SDK for Eddy's gRPC plugins. A plugin is a
+// program that implements plain Go interfaces (Processor, Sink) and calls
+// Serve from main; Eddy starts it as its own process through
+// hashicorp/go-plugin, over gRPC with mutual TLS, and the generated
+// protocol (sdk/proto) stays behind these types.
+//
+//	func main() { eddyplugin.Serve(&myProcessor{}) }
+//
+// A plugin logs to stderr (Eddy folds those lines into its own logs) and
+// must never write to stdout, which carries go-plugin's handshake. Serve
+// exits when Eddy dies, so a killed host leaves no orphan.
+package eddyplugin
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// ProtocolVersion is the version of the plugin protocol this SDK speaks.
+const ProtocolVersion = 1
+
+// Event is one collected message.
+type Event struct {
+	MessageID, WorkspaceID, SourceID string
+	// Type is track, page, screen, identify, group or alias.
+	Type string
+	// Timestamp is the corrected event time; ReceivedAt when the collector
+	// received it.
+	Timestamp, ReceivedAt time.Time
+	// Payload is the Segment message JSON; BatchContext the batch's context
+	// JSON, if it had one (the message's context keys win over it).
+	Payload, BatchContext []byte
+}
+
+// Installation is a plugin enabled in a workspace, with its configuration
+// (a JSON object Eddy has checked against the plugin's schema).
+type Installation struct {
+	ID, PluginID, WorkspaceID string
+	Config                    json.RawMessage
+}
+
+// FieldError is a problem with one configuration field.
+type FieldError struct {
+	Field, Message string
+}
+
+// Rejection names an event a plugin refuses for good, and why.
+type Rejection struct {
+	MessageID, Reason string
+}
+
+// Plugin is what every plugin implements. Init may be called for several
+// installations (one per workspace), and again after a restart; Close is
+// called even after a failed Init.
+type Plugin interface {
+	Init(ctx context.Context, in Installation) error
+	// Validate makes the checks a schema cannot (credentials,
+	// reachability); no errors means valid.
+	Validate(ctx context.Context, installationID string) ([]FieldError, error)
+	Close(ctx context.Context, installationID string) error
+}
+
+// Processor transforms a batch of events before storage.
+type Processor interface {
+	Plugin
+	// Process returns the events to keep, in order, changed or not, and
+	// those it refuses for good. An error fails the whole batch, which
+	// Eddy retries.
+	Process(ctx context.Context, installationID string, events []Event) (kept []Event, rejected []Rejection, err error)
+}
+
+// WriteResult is a sink's answer to a batch.
+type WriteResult struct {
+	// Retry are the message ids to deliver again later.
+	Retry []string
+	// Rejected are refused for good: Eddy dead-letters them.
+	Rejected []Rejection
+	// RetryAfter asks Eddy to wait before the next write (a throttling
+	// destination's Retry-After).
+	RetryAfter time.Duration
+}
+
+// Sink delivers batches of events to a destination.
+type Sink interface {
+	Plugin
+	Write(ctx context.Context, installationID string, events []Event) (WriteResult, error)
+}
