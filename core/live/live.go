@@ -172,9 +172,9 @@ func coalesce(changes []session.Change, now time.Time) []coalesced {
 			j = len(out)
 			at[k] = j
 			out = append(out, coalesced{ws: k.ws})
-			out[j].Kind = kindOf(ch.Kind)
+			out[j].Kind = ch.Kind.String()
 		} else {
-			out[j].Kind = stronger(out[j].Kind, kindOf(ch.Kind))
+			out[j].Kind = stronger(out[j].Kind, ch.Kind.String())
 		}
 		out[j].state = &ch.Session
 		if ch.Kind == session.Merged && ch.Absorbed != ch.Session.ID {
@@ -197,8 +197,6 @@ func coalesce(changes []session.Change, now time.Time) []coalesced {
 	}
 	return kept
 }
-
-func kindOf(k session.ChangeKind) string { return k.String() }
 
 // stronger keeps the more telling of two kinds: closed, then started, then
 // merged, then updated.

@@ -37,11 +37,9 @@ type Runtime struct {
 	compiled map[[32]byte]wazero.CompiledModule
 }
 
-// Options bound a module's instances.
+// Options bound a module's calls. The memory cap is the runtime's (see
+// NewRuntime).
 type Options struct {
-	// MemoryLimitPages caps each instance's memory in 64 KiB pages; 1024
-	// (64 MiB) if zero.
-	MemoryLimitPages uint32
 	// CallTimeout bounds each call; 2s if zero.
 	CallTimeout time.Duration
 	// PoolSize is how many warm instances are kept; 2 if zero.
@@ -52,9 +50,6 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.MemoryLimitPages == 0 {
-		o.MemoryLimitPages = 1024
-	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 2 * time.Second
 	}

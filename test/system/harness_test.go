@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eddy-cdp/eddy/core/config"
@@ -185,22 +184,7 @@ func do(t *testing.T, req *http.Request) (int, http.Header, string) {
 // storedIDs returns how often each message id is stored in the workspace.
 func (e *env) storedIDs() map[string]int {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, e.dbURL)
-	testenv.Must(e.t, err, "connect")
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT message_id, count(*) FROM events GROUP BY message_id`)
-	testenv.Must(e.t, err, "query events")
-	out := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		testenv.Must(e.t, rows.Scan(&id, &n), "scan")
-		out[id] = n
-	}
-	testenv.Must(e.t, rows.Err(), "rows")
-	return out
+	return e.counts(`SELECT message_id, count(*) FROM events GROUP BY message_id`)
 }
 
 // queued is the number of entries in the env's shard streams.

@@ -45,15 +45,15 @@ func TestSessionWorkerKilledMidStreamCountsEveryEventOnce(t *testing.T) {
 	e.waitStored(a.snapshot(), 60*time.Second)
 
 	// The recount: events per device, from the stored events.
-	want := e.countPerDevice(`SELECT anonymous_id, count(*) FROM events WHERE anonymous_id IS NOT NULL AND anonymous_id <> '' GROUP BY 1`)
-	wantPages := e.countPerDevice(`SELECT anonymous_id, count(*) FROM events WHERE type IN ('page', 'screen') AND anonymous_id <> '' GROUP BY 1`)
+	want := e.counts(`SELECT anonymous_id, count(*) FROM events WHERE anonymous_id IS NOT NULL AND anonymous_id <> '' GROUP BY 1`)
+	wantPages := e.counts(`SELECT anonymous_id, count(*) FROM events WHERE type IN ('page', 'screen') AND anonymous_id <> '' GROUP BY 1`)
 	if len(want) < 50 {
 		t.Fatalf("only %d devices in the traffic; want many", len(want))
 	}
 	var stored, livePer map[string]int
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		stored = e.countPerDevice(`SELECT anonymous_id, sum(events) FROM sessions GROUP BY 1`)
+		stored = e.counts(`SELECT anonymous_id, sum(events) FROM sessions GROUP BY 1`)
 		livePer = e.liveEventsPerDevice()
 		if equalCounts(stored, want) && equalCounts(livePer, want) {
 			break
@@ -73,19 +73,19 @@ func TestSessionWorkerKilledMidStreamCountsEveryEventOnce(t *testing.T) {
 	if got := e.liveSessionsPerDevice(); !equalCounts(flatten(got), flatten(recount)) {
 		t.Fatalf("live sessions differ from a recount of the stored events: %s", diffCounts(flatten(got), flatten(recount)))
 	}
-	if got := e.countPerDevice(`SELECT anonymous_id, count(*) FROM page_views GROUP BY 1`); !equalCounts(got, wantPages) {
+	if got := e.counts(`SELECT anonymous_id, count(*) FROM page_views GROUP BY 1`); !equalCounts(got, wantPages) {
 		t.Fatalf("page views do not match the stored page events: %s", diffCounts(got, wantPages))
 	}
-	if got := e.countPerDevice(`SELECT anonymous_id, sum(page_views) FROM sessions GROUP BY 1 HAVING sum(page_views) > 0`); !equalCounts(got, wantPages) {
+	if got := e.counts(`SELECT anonymous_id, sum(page_views) FROM sessions GROUP BY 1 HAVING sum(page_views) > 0`); !equalCounts(got, wantPages) {
 		t.Fatalf("sessions' page view counts do not match the stored page events: %s", diffCounts(got, wantPages))
 	}
 	// Orders: each stored Order Completed once, in the orders table and on
 	// the profiles.
-	orders := e.countPerDevice(`SELECT 'all', count(DISTINCT coalesce(properties->>'order_id', message_id)) FROM events WHERE event = 'Order Completed' AND anonymous_id <> ''`)
-	if got := e.countPerDevice(`SELECT 'all', count(*) FROM orders`); !equalCounts(got, orders) {
+	orders := e.counts(`SELECT 'all', count(DISTINCT coalesce(properties->>'order_id', message_id)) FROM events WHERE event = 'Order Completed' AND anonymous_id <> ''`)
+	if got := e.counts(`SELECT 'all', count(*) FROM orders`); !equalCounts(got, orders) {
 		t.Fatalf("orders table: %s", diffCounts(got, orders))
 	}
-	if got := e.countPerDevice(`SELECT 'all', sum(orders_count) FROM profiles WHERE merged_into IS NULL`); !equalCounts(got, orders) {
+	if got := e.counts(`SELECT 'all', sum(orders_count) FROM profiles WHERE merged_into IS NULL`); !equalCounts(got, orders) {
 		t.Fatalf("profiles' orders: %s", diffCounts(got, orders))
 	}
 }
@@ -94,14 +94,27 @@ func TestSessionWorkerKilledMidStreamCountsEveryEventOnce(t *testing.T) {
 func (e *env) sessionEvents() int {
 	e.t.Helper()
 	total := 0
-	for _, n := range e.countPerDevice(`SELECT 'all', coalesce(sum(events), 0) FROM sessions`) {
+	for _, n := range e.counts(`SELECT 'all', coalesce(sum(events), 0) FROM sessions`) {
 		total += n
 	}
 	return total
 }
 
-// countPerDevice runs a query of (key, count) rows.
-func (e *env) countPerDevice(sql string) map[string]int {
+// counts runs a query of (key, count) rows, such as counts per device.
+func (e *env) counts(sql string) map[string]int {
+	e.t.Helper()
+	out := map[string]int{}
+	e.eachRow(sql, func(rows pgx.Rows) {
+		var k string
+		var n int64
+		testenv.Must(e.t, rows.Scan(&k, &n), "scan")
+		out[k] = int(n)
+	})
+	return out
+}
+
+// eachRow runs a query on the env's database and calls f on each row.
+func (e *env) eachRow(sql string, f func(pgx.Rows)) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -110,41 +123,22 @@ func (e *env) countPerDevice(sql string) map[string]int {
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, sql)
 	testenv.Must(e.t, err, "query %s", sql)
-	out := map[string]int{}
+	defer rows.Close()
 	for rows.Next() {
-		var k string
-		var n int64
-		testenv.Must(e.t, rows.Scan(&k, &n), "scan")
-		out[k] = int(n)
+		f(rows)
 	}
-	testenv.Must(e.t, rows.Err(), "rows")
-	return out
+	testenv.Must(e.t, rows.Err(), "rows of %s", sql)
 }
 
 // liveEventsPerDevice sums the events of the live sessions in Redis per
 // device.
 func (e *env) liveEventsPerDevice() map[string]int {
 	e.t.Helper()
-	ctx := context.Background()
 	out := map[string]int{}
-	iter := e.rdb.Scan(ctx, 0, e.prefix+":live:*:s:*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	testenv.Must(e.t, iter.Err(), "scan live keys")
-	for _, k := range keys {
-		b, err := e.rdb.Get(ctx, k).Bytes()
-		if err == redis.Nil {
-			continue
+	for dev, ss := range e.liveSessionsPerDevice() {
+		for _, s := range ss {
+			out[dev] += s.events
 		}
-		testenv.Must(e.t, err, "get %s", k)
-		var s struct {
-			AnonymousID string
-			Events      int
-		}
-		testenv.Must(e.t, json.Unmarshal(b, &s), "decode %s", k)
-		out[s.AnonymousID] += s.Events
 	}
 	return out
 }
@@ -202,20 +196,13 @@ func flatten(m map[string][]sessionShape) map[string]int {
 // sessionsPerDevice reads the stored sessions.
 func (e *env) sessionsPerDevice() map[string][]sessionShape {
 	e.t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, e.dbURL)
-	testenv.Must(e.t, err, "connect")
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT anonymous_id, started_at, events FROM sessions`)
-	testenv.Must(e.t, err, "query sessions")
 	out := map[string][]sessionShape{}
-	for rows.Next() {
+	e.eachRow(`SELECT anonymous_id, started_at, events FROM sessions`, func(rows pgx.Rows) {
 		var dev string
 		var s sessionShape
 		testenv.Must(e.t, rows.Scan(&dev, &s.start, &s.events), "scan")
 		out[dev] = append(out[dev], s)
-	}
-	testenv.Must(e.t, rows.Err(), "rows")
+	})
 	return out
 }
 
@@ -247,19 +234,12 @@ func (e *env) liveSessionsPerDevice() map[string][]sessionShape {
 // event-time order, under the default rules the workspace has.
 func (e *env) resessionize() map[string][]sessionShape {
 	e.t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, e.dbURL)
-	testenv.Must(e.t, err, "connect")
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `
-		SELECT workspace_id::text, message_id, type, anonymous_id, coalesce(user_id, ''), coalesce(event, ''), coalesce(name, ''),
-		       "timestamp", coalesce(properties, '{}'), coalesce(context, '{}')
-		FROM events WHERE anonymous_id <> '' ORDER BY anonymous_id, "timestamp", message_id`)
-	testenv.Must(e.t, err, "query events")
-	defer rows.Close()
 	visitors := map[string]*session.Visitor{}
 	var ws *session.Workspace
-	for rows.Next() {
+	e.eachRow(`
+		SELECT workspace_id::text, message_id, type, anonymous_id, coalesce(user_id, ''), coalesce(event, ''), coalesce(name, ''),
+		       "timestamp", coalesce(properties, '{}'), coalesce(context, '{}')
+		FROM events WHERE anonymous_id <> '' ORDER BY anonymous_id, "timestamp", message_id`, func(rows pgx.Rows) {
 		var en event.Entry
 		var anon, user, name, title string
 		var props, ctxJSON json.RawMessage
@@ -281,8 +261,7 @@ func (e *env) resessionize() map[string][]sessionShape {
 		}
 		_, err = v.Apply(&ev, nil)
 		testenv.Must(e.t, err, "apply %s", en.MessageID)
-	}
-	testenv.Must(e.t, rows.Err(), "rows")
+	})
 	out := map[string][]sessionShape{}
 	for anon, v := range visitors {
 		for _, s := range v.Sessions() {

@@ -201,6 +201,17 @@ func scrapeCounter(name string) float64 {
 	return 0
 }
 
+// metric reads "<value> <unit>" from the rest of a benchmark's line; 0 if
+// absent.
+func metric(rest, unit string) float64 {
+	mm := regexp.MustCompile(`([\d.]+) ` + regexp.QuoteMeta(unit) + `\b`).FindStringSubmatch(rest)
+	if mm == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(mm[1], 64)
+	return v
+}
+
 var benchLine = regexp.MustCompile(`^(Benchmark\w+)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$`)
 
 // engineBenchmarks runs the session engine's in-memory benchmarks: memory
@@ -226,17 +237,8 @@ func engineBenchmarks(r *liveResult) {
 		}
 		switch m[1] {
 		case "BenchmarkLiveSessionMemory":
-			for _, f := range [][2]string{{"B/session", ""}, {"sessions", ""}} {
-				re := regexp.MustCompile(`([\d.]+) ` + regexp.QuoteMeta(f[0]))
-				if mm := re.FindStringSubmatch(m[3]); mm != nil {
-					v, _ := strconv.ParseFloat(mm[1], 64)
-					if f[0] == "B/session" {
-						r.memPerSession = v
-					} else {
-						r.memSessions = int(v)
-					}
-				}
-			}
+			r.memPerSession = metric(m[3], "B/session")
+			r.memSessions = int(metric(m[3], "sessions"))
 		case "BenchmarkStateUpdates":
 			r.updateNs, _ = strconv.ParseFloat(m[2], 64)
 		}
