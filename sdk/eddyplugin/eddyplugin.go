@@ -31,6 +31,9 @@ type Event struct {
 	// Payload is the Segment message JSON; BatchContext the batch's context
 	// JSON, if it had one (the message's context keys win over it).
 	Payload, BatchContext []byte
+	// IP is the client's address as the collector saw it; a processor may
+	// truncate or clear it.
+	IP string
 }
 
 // Installation is a plugin enabled in a workspace, with its configuration

@@ -191,7 +191,7 @@ func toPB(events []Event) []*pb.Event {
 	for i := range events {
 		e := &events[i]
 		out[i] = &pb.Event{MessageId: e.MessageID, WorkspaceId: e.WorkspaceID, SourceId: e.SourceID, Type: e.Type,
-			Timestamp: ts(e.Timestamp), ReceivedAt: ts(e.ReceivedAt), Payload: e.Payload, BatchContext: e.BatchContext}
+			Timestamp: ts(e.Timestamp), ReceivedAt: ts(e.ReceivedAt), Payload: e.Payload, BatchContext: e.BatchContext, Ip: e.IP}
 	}
 	return out
 }
@@ -200,7 +200,7 @@ func fromPB(events []*pb.Event) []Event {
 	out := make([]Event, len(events))
 	for i, e := range events {
 		out[i] = Event{MessageID: e.GetMessageId(), WorkspaceID: e.GetWorkspaceId(), SourceID: e.GetSourceId(), Type: e.GetType(),
-			Timestamp: tm(e.GetTimestamp()), ReceivedAt: tm(e.GetReceivedAt()), Payload: e.GetPayload(), BatchContext: e.GetBatchContext()}
+			Timestamp: tm(e.GetTimestamp()), ReceivedAt: tm(e.GetReceivedAt()), Payload: e.GetPayload(), BatchContext: e.GetBatchContext(), IP: e.GetIp()}
 	}
 	return out
 }

@@ -367,8 +367,12 @@ type Event struct {
 	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
 	// The Segment message JSON, and the batch's context JSON if it had one
 	// (the message's context keys win over it).
-	Payload       []byte `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
-	BatchContext  []byte `protobuf:"bytes,8,opt,name=batch_context,json=batchContext,proto3" json:"batch_context,omitempty"`
+	Payload      []byte `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
+	BatchContext []byte `protobuf:"bytes,8,opt,name=batch_context,json=batchContext,proto3" json:"batch_context,omitempty"`
+	// The client's address as the collector saw it; a processor may
+	// truncate or clear it (the message's context.ip, if set, is in the
+	// payload).
+	Ip            string `protobuf:"bytes,9,opt,name=ip,proto3" json:"ip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -457,6 +461,13 @@ func (x *Event) GetBatchContext() []byte {
 		return x.BatchContext
 	}
 	return nil
+}
+
+func (x *Event) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
 }
 
 // Batch is a run of events of one installation's workspace.
@@ -1126,7 +1137,7 @@ const file_eddy_plugin_v1_plugin_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"7\n" +
 	"\fCloseRequest\x12'\n" +
 	"\x0finstallation_id\x18\x01 \x01(\tR\x0einstallationId\"\x0f\n" +
-	"\rCloseResponse\"\xb0\x02\n" +
+	"\rCloseResponse\"\xc0\x02\n" +
 	"\x05Event\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12!\n" +
@@ -1137,7 +1148,8 @@ const file_eddy_plugin_v1_plugin_proto_rawDesc = "" +
 	"\vreceived_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12\x18\n" +
 	"\apayload\x18\a \x01(\fR\apayload\x12#\n" +
-	"\rbatch_context\x18\b \x01(\fR\fbatchContext\"_\n" +
+	"\rbatch_context\x18\b \x01(\fR\fbatchContext\x12\x0e\n" +
+	"\x02ip\x18\t \x01(\tR\x02ip\"_\n" +
 	"\x05Batch\x12'\n" +
 	"\x0finstallation_id\x18\x01 \x01(\tR\x0einstallationId\x12-\n" +
 	"\x06events\x18\x02 \x03(\v2\x15.eddy.plugin.v1.EventR\x06events\"B\n" +
