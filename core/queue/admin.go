@@ -116,3 +116,19 @@ func (q *Queue) Trim(ctx context.Context) (int64, error) {
 	}
 	return total, nil
 }
+
+// Range returns up to count entries of a shard stream with ids from start
+// to end ("-" and "+" for the stream's ends), decoded, whatever their
+// groups' progress: for tools and tests.
+func (q *Queue) Range(ctx context.Context, shard int, start, end string, count int64) ([]Message, error) {
+	msgs, err := q.rdb.XRangeN(ctx, q.streams[shard], start, end, count).Result()
+	if err != nil {
+		return nil, wrapErr(err, "range %s", q.streams[shard])
+	}
+	out := make([]Message, len(msgs))
+	for i, m := range msgs {
+		e, err := decodeEntry(m.Values)
+		out[i] = Message{ID: m.ID, Shard: shard, Entry: e, Err: err}
+	}
+	return out, nil
+}

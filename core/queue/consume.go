@@ -33,6 +33,8 @@ type Batch struct {
 	Shard int
 	// Messages are the messages, oldest first.
 	Messages []Message
+
+	fwd *forwards // what the handler forwarded (Forward)
 }
 
 // DeadLetter is a message a handler rejects, with the reason.

@@ -111,7 +111,7 @@ func TestHandlerErrorRedeliversSameBatch(t *testing.T) {
 			t.Errorf("shard %d acknowledged %d ids %v...\nwant %d in order %v...", shard, len(got), head(got), len(want), head(want))
 		}
 	}
-	if got := gather(t, reg)[`eddy_queue_redelivered_total{group="store"}`]; got != float64(len(entries)) {
+	if got := gather(t, reg)[`eddy_queue_redelivered_total{group="store",queue="events"}`]; got != float64(len(entries)) {
 		t.Errorf("redelivered_total = %v, want %d (every entry failed once)", got, len(entries))
 	}
 }
@@ -170,7 +170,7 @@ func TestNewConsumerTakesOverDeadConsumersEntries(t *testing.T) {
 	if p.Count != 0 {
 		t.Errorf("%d entries still pending (consumers %v), want 0", p.Count, p.Consumers)
 	}
-	if got := gather(t, reg)[`eddy_queue_redelivered_total{group="store"}`]; got != 5 {
+	if got := gather(t, reg)[`eddy_queue_redelivered_total{group="store",queue="events"}`]; got != 5 {
 		t.Errorf("redelivered_total = %v, want the dead consumer's 5", got)
 	}
 }

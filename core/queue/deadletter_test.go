@@ -134,7 +134,7 @@ func TestDeadLettersAreListedAndReplayed(t *testing.T) {
 	if got := deadCount(); got != 0 {
 		t.Errorf("after replaying all, %d dead letters, want 0", got)
 	}
-	if got := gather(t, reg)[`eddy_queue_dead_lettered_total{group="store"}`]; got != 3 {
+	if got := gather(t, reg)[`eddy_queue_dead_lettered_total{group="store",queue="events"}`]; got != 3 {
 		t.Errorf("dead_lettered_total = %v, want 3", got)
 	}
 }

@@ -21,6 +21,7 @@ type metrics struct {
 	enqueued       prometheus.Counter
 	acked          *prometheus.CounterVec
 	deadLettered   *prometheus.CounterVec
+	forwarded      *prometheus.CounterVec
 	redelivered    *prometheus.CounterVec
 	shardsOwned    *prometheus.GaugeVec
 
@@ -36,44 +37,57 @@ type metrics struct {
 
 var _ prometheus.Collector = (*metrics)(nil)
 
-func newMetrics(q *Queue) *metrics {
+func newMetrics(q *Queue, name string) *metrics {
+	// Each queue of a process (ingest, events) labels its series.
+	l := prometheus.Labels{"queue": name}
 	return &metrics{
 		q: q,
 		enqueueSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "eddy_queue_enqueue_seconds",
-			Help:    "Duration of Enqueue calls (one pipelined round trip to Redis).",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+			Name:        "eddy_queue_enqueue_seconds",
+			Help:        "Duration of Enqueue calls (one pipelined round trip to Redis).",
+			ConstLabels: l,
+			Buckets:     []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 		enqueued: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "eddy_queue_enqueued_total",
-			Help: "Entries written to the queue.",
+			Name:        "eddy_queue_enqueued_total",
+			Help:        "Entries written to the queue.",
+			ConstLabels: l,
 		}),
 		acked: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eddy_queue_acked_total",
-			Help: "Entries acknowledged by consumers, dead letters included.",
+			Name:        "eddy_queue_acked_total",
+			Help:        "Entries acknowledged by consumers, dead letters included.",
+			ConstLabels: l,
 		}, []string{"group"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eddy_queue_dead_lettered_total",
-			Help: "Entries moved to a dead-letter stream.",
+			Name:        "eddy_queue_dead_lettered_total",
+			Help:        "Entries moved to a dead-letter stream.",
+			ConstLabels: l,
+		}, []string{"group"}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "eddy_queue_forwarded_total",
+			Help:        "Entries appended to other queues atomically with the acknowledgement of their source entry.",
+			ConstLabels: l,
 		}, []string{"group"}),
 		redelivered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eddy_queue_redelivered_total",
-			Help: "Entries delivered again: taken over from an earlier owner or re-read after a handler error.",
+			Name:        "eddy_queue_redelivered_total",
+			Help:        "Entries delivered again: taken over from an earlier owner or re-read after a handler error.",
+			ConstLabels: l,
 		}, []string{"group"}),
 		shardsOwned: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "eddy_queue_shards_owned",
-			Help: "Shards whose lease this process holds.",
+			Name:        "eddy_queue_shards_owned",
+			Help:        "Shards whose lease this process holds.",
+			ConstLabels: l,
 		}, []string{"group"}),
 		length: prometheus.NewDesc("eddy_queue_length",
-			"Entries in a shard stream (acknowledged ones included until trimmed).", []string{"shard"}, nil),
+			"Entries in a shard stream (acknowledged ones included until trimmed).", []string{"shard"}, l),
 		pending: prometheus.NewDesc("eddy_queue_pending",
-			"Entries delivered to a group and not yet acknowledged.", []string{"shard", "group"}, nil),
+			"Entries delivered to a group and not yet acknowledged.", []string{"shard", "group"}, l),
 		lag: prometheus.NewDesc("eddy_queue_lag",
-			"Entries not yet delivered to a group.", []string{"shard", "group"}, nil),
+			"Entries not yet delivered to a group.", []string{"shard", "group"}, l),
 		deadLetters: prometheus.NewDesc("eddy_queue_dead_letters",
-			"Entries in a group's dead-letter stream.", []string{"group"}, nil),
+			"Entries in a group's dead-letter stream.", []string{"group"}, l),
 		up: prometheus.NewDesc("eddy_queue_up",
-			"1 if the last scrape could read the queue's state from Redis, else 0.", nil, nil),
+			"1 if the last scrape could read the queue's state from Redis, else 0.", nil, l),
 		groups: make(map[string]struct{}),
 	}
 }
@@ -90,6 +104,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.enqueued.Describe(ch)
 	m.acked.Describe(ch)
 	m.deadLettered.Describe(ch)
+	m.forwarded.Describe(ch)
 	m.redelivered.Describe(ch)
 	m.shardsOwned.Describe(ch)
 	ch <- m.length
@@ -107,6 +122,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.enqueued.Collect(ch)
 	m.acked.Collect(ch)
 	m.deadLettered.Collect(ch)
+	m.forwarded.Collect(ch)
 	m.redelivered.Collect(ch)
 	m.shardsOwned.Collect(ch)
 

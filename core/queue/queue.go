@@ -33,6 +33,9 @@ type Options struct {
 	Shards int
 	// Registerer receives the queue's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Name labels the queue's metrics (queue="…"), so that a process can
+	// register several queues; "events" if empty.
+	Name string
 }
 
 // Queue is a sharded Redis Streams queue of event entries. It is safe for
@@ -74,7 +77,10 @@ func New(rdb redis.UniversalClient, opts Options) (*Queue, error) {
 		q.streams[i] = opts.Prefix + ":events:" + strconv.Itoa(i)
 		q.streamArgs[i] = q.streams[i]
 	}
-	q.metrics = newMetrics(q)
+	if opts.Name == "" {
+		opts.Name = "events"
+	}
+	q.metrics = newMetrics(q, opts.Name)
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(q.metrics); err != nil {
 			return nil, fmt.Errorf("new queue: register metrics: %w", err)

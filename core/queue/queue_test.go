@@ -259,20 +259,20 @@ func TestStatsAndMetrics(t *testing.T) {
 		metric string
 		value  float64
 	}{
-		{`eddy_queue_length{shard="0"}`, float64(len(expectedByShard(q, all)[0]))},
-		{`eddy_queue_pending{group="store",shard="0"}`, 5},
-		{`eddy_queue_pending{group="store",shard="1"}`, 0},
-		{`eddy_queue_dead_letters{group="store"}`, 0},
-		{`eddy_queue_enqueued_total`, 43},
+		{`eddy_queue_length{queue="events",shard="0"}`, float64(len(expectedByShard(q, all)[0]))},
+		{`eddy_queue_pending{group="store",queue="events",shard="0"}`, 5},
+		{`eddy_queue_pending{group="store",queue="events",shard="1"}`, 0},
+		{`eddy_queue_dead_letters{group="store",queue="events"}`, 0},
+		{`eddy_queue_enqueued_total{queue="events"}`, 43},
 		{`eddy_queue_enqueue_seconds_count`, 2},
-		{`eddy_queue_up`, 1},
+		{`eddy_queue_up{queue="events"}`, 1},
 	} {
 		v, ok := got[w.metric]
 		if !ok || v != w.value {
 			t.Errorf("%s = %v (present %v), want %v", w.metric, v, ok, w.value)
 		}
 	}
-	if _, ok := got[`eddy_queue_lag{group="store",shard="1"}`]; !ok {
+	if _, ok := got[`eddy_queue_lag{group="store",queue="events",shard="1"}`]; !ok {
 		t.Errorf("eddy_queue_lag for shard 1 missing; have %v", got)
 	}
 }

@@ -205,7 +205,7 @@ func (c *consumer) read(ctx context.Context, stream string, pending bool) ([]red
 // process hands msgs to the handler and acknowledges them; it reports
 // whether the batch is done.
 func (c *consumer) process(hard context.Context, w *worker, log *slog.Logger, msgs []redis.XMessage) bool {
-	batch := Batch{Shard: w.shard, Messages: make([]Message, 0, len(msgs))}
+	batch := Batch{Shard: w.shard, Messages: make([]Message, 0, len(msgs)), fwd: &forwards{}}
 	ids := make([]string, len(msgs))
 	for i, m := range msgs {
 		ids[i] = m.ID
@@ -240,7 +240,7 @@ func (c *consumer) process(hard context.Context, w *worker, log *slog.Logger, ms
 	// Acknowledge completed work even if the consumer is shutting down.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(hard), cleanupTimeout)
 	defer cancel()
-	if err := c.ack(ctx, w.shard, log, msgs, ids, dead); err != nil {
+	if err := c.ack(ctx, w.shard, log, msgs, ids, dead, batch.fwd); err != nil {
 		log.Warn("queue: acknowledge batch; it will be delivered again", "err", err)
 		return false
 	}
@@ -260,9 +260,9 @@ func (c *consumer) call(ctx context.Context, b Batch) (dead []DeadLetter, err er
 
 // ack acknowledges ids, moving dead letters to the dead-letter stream in the
 // same MULTI/EXEC.
-func (c *consumer) ack(ctx context.Context, shard int, log *slog.Logger, msgs []redis.XMessage, ids []string, dead []DeadLetter) error {
+func (c *consumer) ack(ctx context.Context, shard int, log *slog.Logger, msgs []redis.XMessage, ids []string, dead []DeadLetter, fwd *forwards) error {
 	stream, group := c.q.streams[shard], c.opts.Group
-	if len(dead) == 0 {
+	if len(dead) == 0 && len(fwd.outs) == 0 {
 		if err := c.q.rdb.XAck(ctx, stream, group, ids...).Err(); err != nil {
 			return wrapErr(err, "ack %d entries of %s", len(ids), stream)
 		}
@@ -285,7 +285,23 @@ func (c *consumer) ack(ctx context.Context, shard int, log *slog.Logger, msgs []
 		valid = append(valid, d)
 	}
 	valid = dedupeDead(valid)
-	attempts := c.deliveryCounts(ctx, stream, log, msgs)
+	var attempts map[string]int64
+	if len(valid) > 0 {
+		attempts = c.deliveryCounts(ctx, stream, log, msgs)
+	}
+	if len(fwd.outs) > 0 {
+		acked, added, err := c.ackForward(ctx, shard, ids, fwd, valid, raw, attempts)
+		if err != nil {
+			return err
+		}
+		c.q.metrics.acked.WithLabelValues(group).Add(float64(acked))
+		c.q.metrics.forwarded.WithLabelValues(group).Add(float64(added))
+		c.q.metrics.deadLettered.WithLabelValues(group).Add(float64(len(valid)))
+		if skipped := int64(len(ids)) - acked; skipped > 0 {
+			log.Warn("queue: entries were acknowledged by another consumer first; their forwarded entries were not appended", "entries", skipped)
+		}
+		return nil
+	}
 
 	now := time.Now()
 	dlq := c.q.deadLetterKey(group)
