@@ -16,7 +16,7 @@
 //	    url: {type: string, format: uri}
 //	permissions:
 //	  events: [track, page]     # event types it receives; ["*"] all, [] none
-//	  network: [hooks.example.com, "*.slack.com"]  # hosts it may call; none by default
+//	  network: [hooks.example.com, "*.slack.com"]  # hosts it may call ("*": any); none by default
 //	  write: [actions]          # what it may produce: events, actions, state
 //	purposes: [marketing]       # consent purposes it serves
 //
@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -39,8 +40,6 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/mod/semver"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 )
 
 // Kind is what a plugin does.
@@ -217,6 +216,11 @@ func (m *Manifest) checkPath(bad func(string, string, ...any), field, p string) 
 }
 
 func validHostPattern(h string) bool {
+	if h == "*" {
+		// Any host: for plugins whose destination is configured per
+		// installation (a webhook's URL). The console shows it as such.
+		return true
+	}
 	h = strings.TrimPrefix(h, "*.")
 	if h == "" || len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
 		return false
@@ -267,11 +271,10 @@ func (m *Manifest) compileSchema() error {
 	return nil
 }
 
-var printer = message.NewPrinter(language.English)
-
 // CheckConfig validates a workspace's configuration of the plugin against
 // its schema, and returns one error per problem, each naming its field
-// ("config.url"), none when it is valid.
+// ("config.url"), none when it is valid. A message states the rule broken,
+// never the value (nor its length or size): configurations hold secrets.
 func (m *Manifest) CheckConfig(config map[string]any) []FieldError {
 	if config == nil {
 		config = map[string]any{}
@@ -295,7 +298,9 @@ func (m *Manifest) CheckConfig(config map[string]any) []FieldError {
 	var out []FieldError
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
-		if len(e.Causes) > 0 {
+		// contains's causes are why each item failed to match: noise next
+		// to the rule itself.
+		if _, contains := e.ErrorKind.(*kind.Contains); len(e.Causes) > 0 && !contains {
 			for _, c := range e.Causes {
 				walk(c)
 			}
@@ -311,18 +316,8 @@ func (m *Manifest) CheckConfig(config map[string]any) []FieldError {
 			for _, p := range k.Properties {
 				out = append(out, FieldError{field + "." + p, "is not a setting of " + m.ID})
 			}
-		// Messages that would repeat the value (configurations hold
-		// secrets) say what is wanted instead.
-		case *kind.Pattern:
-			out = append(out, FieldError{field, "does not match the pattern " + k.Want})
-		case *kind.Format:
-			out = append(out, FieldError{field, "is not a valid " + k.Want})
-		case *kind.Enum:
-			out = append(out, FieldError{field, fmt.Sprintf("must be one of %v", k.Want)})
-		case *kind.Const:
-			out = append(out, FieldError{field, fmt.Sprintf("must be %v", k.Want)})
 		default:
-			out = append(out, FieldError{field, e.ErrorKind.LocalizedString(printer)})
+			out = append(out, FieldError{field, ruleMessage(e.ErrorKind)})
 		}
 	}
 	walk(ve)
@@ -342,4 +337,117 @@ func fieldPath(loc []string) string {
 		b.WriteString("." + t)
 	}
 	return b.String()
+}
+
+// ruleMessage states the rule a schema keyword sets, for a configuration
+// value that breaks it. The library's own messages repeat what was sent
+// ("minimum: got 5000, want 1000", "'x' does not match pattern ..."), so
+// every kind is worded here; one this package does not know yet names its
+// keyword only.
+func ruleMessage(k jsonschema.ErrorKind) string {
+	switch k := k.(type) {
+	case *kind.Type:
+		return "must be of type " + strings.Join(k.Want, " or ")
+	case *kind.Enum:
+		return "must be one of " + joinValues(k.Want)
+	case *kind.Const:
+		return "must be " + displayValue(k.Want)
+	case *kind.Format:
+		return "is not a valid " + k.Want
+	case *kind.Pattern:
+		return "does not match the pattern " + k.Want
+	case *kind.MinLength:
+		return fmt.Sprintf("must be at least %d characters long", k.Want)
+	case *kind.MaxLength:
+		return fmt.Sprintf("must be at most %d characters long", k.Want)
+	case *kind.Minimum:
+		return "must be at least " + ratString(k.Want)
+	case *kind.Maximum:
+		return "must be at most " + ratString(k.Want)
+	case *kind.ExclusiveMinimum:
+		return "must be greater than " + ratString(k.Want)
+	case *kind.ExclusiveMaximum:
+		return "must be less than " + ratString(k.Want)
+	case *kind.MultipleOf:
+		return "must be a multiple of " + ratString(k.Want)
+	case *kind.MinItems:
+		return fmt.Sprintf("must have at least %d items", k.Want)
+	case *kind.MaxItems:
+		return fmt.Sprintf("must have at most %d items", k.Want)
+	case *kind.MinProperties:
+		return fmt.Sprintf("must have at least %d settings", k.Want)
+	case *kind.MaxProperties:
+		return fmt.Sprintf("must have at most %d settings", k.Want)
+	case *kind.UniqueItems:
+		return fmt.Sprintf("must not repeat an item (items %d and %d are equal)", k.Duplicates[0], k.Duplicates[1])
+	case *kind.Contains:
+		return "must have an item that matches the schema of contains"
+	case *kind.MinContains:
+		return fmt.Sprintf("must have at least %d items that match the schema of contains", k.Want)
+	case *kind.MaxContains:
+		return fmt.Sprintf("must have at most %d items that match the schema of contains", k.Want)
+	case *kind.AdditionalItems:
+		return fmt.Sprintf("must have no items past the %d the schema describes", k.Count)
+	case *kind.Dependency:
+		return fmt.Sprintf("needs %s when %s is set", strings.Join(k.Missing, ", "), k.Prop)
+	case *kind.DependentRequired:
+		return fmt.Sprintf("needs %s when %s is set", strings.Join(k.Missing, ", "), k.Prop)
+	case *kind.PropertyNames:
+		return "has a setting whose name the schema's propertyNames does not allow"
+	case *kind.ContentEncoding:
+		return "must be " + k.Want + " encoded"
+	case *kind.ContentMediaType:
+		return "must be of media type " + k.Want
+	case *kind.ContentSchema:
+		return "does not match the schema of its content (contentSchema)"
+	case *kind.OneOf:
+		if len(k.Subschemas) == 0 {
+			return "must match one of the schemas of oneOf, and matches none"
+		}
+		return fmt.Sprintf("must match exactly one of the schemas of oneOf, and matches %d and %d", k.Subschemas[0], k.Subschemas[1])
+	case *kind.AnyOf:
+		return "must match one of the schemas of anyOf"
+	case *kind.AllOf:
+		return "must match every schema of allOf"
+	case *kind.Not:
+		return "must not match the schema of not"
+	case *kind.FalseSchema:
+		return "is not allowed"
+	case *kind.InvalidJsonValue:
+		return "is not a JSON value"
+	}
+	if path := k.KeywordPath(); len(path) > 0 {
+		return "does not satisfy the schema's " + strings.Join(path, "/")
+	}
+	return "does not satisfy the schema"
+}
+
+// ratString writes a schema's number as the schema would: 1000, 0.5.
+func ratString(r *big.Rat) string {
+	if r == nil {
+		return "?"
+	}
+	if r.IsInt() {
+		return r.Num().String()
+	}
+	f, _ := r.Float64()
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// displayValue writes a value of the schema (an enum's or const's) as
+// JSON.
+func displayValue(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+func joinValues(vs []any) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = displayValue(v)
+	}
+	return strings.Join(s, ", ")
 }

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/text/message"
 )
 
 func loadWebhook(t *testing.T) *Manifest {
@@ -153,5 +155,93 @@ func TestCheckConfigKeepsValuesOut(t *testing.T) {
 				t.Errorf("%s: message repeats the value: %q", e.Field, e.Message)
 			}
 		}
+	}
+}
+
+// Every keyword's message states the rule, never the value sent, its
+// length or its size.
+func TestCheckConfigStatesRulesNotValues(t *testing.T) {
+	const schema = `id: processor.rules
+version: 1.0.0
+runtime: wasm
+module: rules.wasm
+config_schema:
+  type: object
+  properties:
+    limit: {type: integer, minimum: 1, maximum: 1000}
+    ratio: {type: number, exclusiveMinimum: 0, exclusiveMaximum: 0.5, multipleOf: 0.125}
+    step: {type: integer, multipleOf: 7}
+    name: {type: string, minLength: 16, maxLength: 20}
+    code: {type: string, pattern: '^[a-z]+$'}
+    mode: {enum: [fast, slow]}
+    fixed: {const: exact}
+    url: {type: string, format: uri}
+    tags: {type: array, minItems: 2, maxItems: 3, uniqueItems: true, items: {type: string}}
+    picks: {type: array, contains: {const: gold}, maxContains: 1}
+    labels: {type: object, minProperties: 2, maxProperties: 3}
+    either: {oneOf: [{type: string}, {type: string, minLength: 1}]}
+    never: false
+`
+	m, err := ParseManifest("plugin.yaml", "", []byte(schema))
+	if err != nil {
+		t.Fatalf("ParseManifest: %v", err)
+	}
+	tests := []struct {
+		name  string
+		field string
+		value any
+		want  string
+	}{
+		{"maximum", "limit", 5000, "must be at most 1000"},
+		{"minimum", "limit", -31337, "must be at least 1"},
+		{"type", "limit", "77777", "must be of type integer"},
+		{"exclusive maximum", "ratio", 0.875, "must be less than 0.5"},
+		{"exclusive minimum", "ratio", -0.375, "must be greater than 0"},
+		{"multiple of a fraction", "ratio", 0.3333, "must be a multiple of 0.125"},
+		{"multiple of", "step", 31337, "must be a multiple of 7"},
+		{"min length", "name", "secret-xyz", "must be at least 16 characters long"},
+		{"max length", "name", "secret-xyz-0123456789-abc", "must be at most 20 characters long"},
+		{"pattern", "code", "Secret-Code", "does not match the pattern ^[a-z]+$"},
+		{"enum", "mode", "secret-mode", `must be one of "fast", "slow"`},
+		{"const", "fixed", "secret-fixed", `must be "exact"`},
+		{"format", "url", "secret uri", "is not a valid uri"},
+		{"min items", "tags", []any{"secret-tag"}, "must have at least 2 items"},
+		{"max items", "tags", []any{"s1-secret", "s2-secret", "s3-secret", "s4-secret"}, "must have at most 3 items"},
+		{"unique items", "tags", []any{"secret-dup", "secret-dup"}, "must not repeat an item (items 0 and 1 are equal)"},
+		{"contains", "picks", []any{"secret-silver"}, "must have an item that matches the schema of contains"},
+		{"max contains", "picks", []any{"gold", "gold"}, "must have at most 1 items that match the schema of contains"},
+		{"min properties", "labels", map[string]any{"a": "secret-label"}, "must have at least 2 settings"},
+		{"max properties", "labels", map[string]any{"a": 1, "b": 2, "c": 3, "d": 4}, "must have at most 3 settings"},
+		{"one of", "either", "secret-both", "must match exactly one of the schemas of oneOf, and matches 0 and 1"},
+		{"false schema", "never", "secret-never", "is not allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := m.CheckConfig(map[string]any{tt.field: tt.value})
+			want := []FieldError{{"config." + tt.field, tt.want}}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("CheckConfig = %q, want %q", got, want)
+			}
+			for _, s := range []string{"secret", "31337", "5000", "77777", "0.875", "0.375", "0.3333", "silver"} {
+				if strings.Contains(got[0].Message, s) {
+					t.Errorf("message %q repeats the value %q", got[0].Message, s)
+				}
+			}
+		})
+	}
+}
+
+// futureKind stands for an error kind a later version of the library adds.
+type futureKind struct{}
+
+func (futureKind) KeywordPath() []string { return []string{"futureKeyword"} }
+
+func (futureKind) LocalizedString(*message.Printer) string { return "got secret-value" }
+
+// A kind without its own wording names its keyword, never the library's
+// message.
+func TestRuleMessageOfAnUnknownKind(t *testing.T) {
+	if got, want := ruleMessage(futureKind{}), "does not satisfy the schema's futureKeyword"; got != want {
+		t.Fatalf("ruleMessage = %q, want %q", got, want)
 	}
 }

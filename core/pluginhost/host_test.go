@@ -203,6 +203,43 @@ func TestSupervisorRestartsAndDisables(t *testing.T) {
 	if st := s.Status(); !st.Disabled || st.LastError == "" {
 		t.Fatalf("status = %+v, want disabled with the last error", st)
 	}
+	// An operator's retry (the installation enabled or reconfigured).
+	s.Reset()
+	if kept, err := process("Viewed"); err != nil || len(kept) != 1 {
+		t.Fatalf("after Reset: %v, %v; want the plugin started again", kept, err)
+	}
+}
+
+// The health check notices a plugin process that died between calls.
+func TestSupervisorHealthCheck(t *testing.T) {
+	ctx := context.Background()
+	s := NewSupervisor(upperManifest(t), SupervisorOptions{MinBackoff: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	defer s.Stop(ctx)
+	if err := s.Init(ctx, eddyplugin.Installation{ID: "i1", Config: []byte(`{}`)}); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	s.Check()
+	if st := s.Status(); !st.Running || st.Crashes != 0 {
+		t.Fatalf("a healthy plugin: %+v", st)
+	}
+	s.mu.Lock()
+	pid := s.proc.Pid()
+	s.mu.Unlock()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the plugin: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Status().Crashes == 0 && time.Now().Before(deadline) {
+		s.Check()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := s.Status(); st.Crashes != 1 || !strings.Contains(st.LastError, "health check") {
+		t.Fatalf("after the plugin died: %+v, want one crash from the health check", st)
+	}
+	time.Sleep(30 * time.Millisecond)
+	if err := s.Do(ctx, func(c *eddyplugin.Client) error { _, _, err := c.Process(ctx, "i1", events("Viewed")); return err }); err != nil {
+		t.Fatalf("the next call after the backoff: %v, want the plugin restarted", err)
+	}
 }
 
 // A plugin whose host is killed (SIGKILL: nothing runs in the host) exits

@@ -203,3 +203,31 @@ func (s *Supervisor) Stop(ctx context.Context) {
 	}
 	proc.Kill()
 }
+
+// Reset clears a disabled plugin's failure count, so that the next call
+// starts it again: an operator's explicit retry (an installation enabled
+// or reconfigured).
+func (s *Supervisor) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.disabled {
+		s.log.Info("plugin re-enabled", "crashes", s.crashes)
+	}
+	s.disabled, s.crashes, s.notUntil = false, 0, time.Time{}
+}
+
+// Check is the health check: a plugin process that exited or does not
+// answer a ping counts as crashed (and is restarted on the next call), so
+// a dead plugin is noticed between calls too.
+func (s *Supervisor) Check() {
+	s.mu.Lock()
+	proc := s.proc
+	s.mu.Unlock()
+	if proc == nil {
+		return
+	}
+	if proc.Exited() || proc.Ping() != nil {
+		proc.Kill()
+		s.crashed(proc, fmt.Errorf("%s: health check: the plugin process does not answer", s.m.ID))
+	}
+}

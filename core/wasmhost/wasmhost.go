@@ -5,11 +5,26 @@
 // One Runtime compiles each module once (a shared compilation cache). A
 // Module is one installation of a plugin: a pool of warm instances, each
 // initialised with the installation's configuration. A call takes an
-// instance, hands it a whole batch as JSON (the guest SDK is
-// sdk/eddywasm), and returns it to the pool. A call that traps (a panic),
-// runs past its time limit or exhausts its memory fails only its batch:
-// the instance is discarded and the next call gets a fresh one. After
-// MaxFailures failures in a row the module is disabled.
+// instance, hands it a whole batch, and returns it to the pool.
+//
+// Batches travel in ABI version 2's compact binary layout (see
+// sdk/eddywasm, the guest SDK): the host encodes the batch straight into
+// a buffer the guest keeps from call to call, the guest decodes it without
+// copying and answers one verdict per event, so that an unchanged event
+// costs one byte on the way back; one call into the module per batch,
+// plus one more only when a batch outgrows the buffer.
+//
+// The time limit (wazero's WithCloseOnContextDone) makes the guest check
+// for cancellation at every loop iteration by a call back into the host,
+// and Go's WebAssembly code jumps through a loop for most branches: a Go
+// guest's code runs 5–10× slower than without the limit (~40 ns per loop
+// iteration or taken branch here), which the SDK's hot path avoids and
+// plugin authors should know (sdk/README.md).
+//
+// A call that traps (a panic), runs past its time limit or exhausts its
+// memory fails only its batch: the instance is discarded and the next
+// call gets a fresh one. After MaxFailures failures in a row the module
+// is disabled.
 package wasmhost
 
 import (
@@ -18,7 +33,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -35,6 +52,9 @@ type Runtime struct {
 
 	mu       sync.Mutex
 	compiled map[[32]byte]wazero.CompiledModule
+	// seq numbers instances: wazero refuses two live instances of one
+	// name, and two installations of a plugin may share a name.
+	seq atomic.Uint64
 }
 
 // Options bound a module's calls. The memory cap is the runtime's (see
@@ -47,6 +67,9 @@ type Options struct {
 	// MaxFailures disables the module after that many failed calls in a
 	// row; 5 if zero.
 	MaxFailures int
+	// State is the installation's state, for an app that has the "state"
+	// permission (see app.go); nil for none.
+	State State
 }
 
 func (o Options) withDefaults() Options {
@@ -85,6 +108,10 @@ func NewRuntime(ctx context.Context, memoryLimitPages uint32, cacheDir string) (
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("wasi: %w", err)
 	}
+	if err := instantiateHostFunctions(ctx, rt); err != nil { // app.go
+		_ = rt.Close(ctx)
+		return nil, err
+	}
 	return &Runtime{rt: rt, compiled: map[[32]byte]wazero.CompiledModule{}}, nil
 }
 
@@ -97,8 +124,9 @@ var (
 	ErrDisabled      = errors.New("wasm module disabled after repeated failures")
 )
 
-// exports every module must have.
-var required = []string{"eddy_abi_version", "eddy_alloc", "eddy_free", "eddy_init", "eddy_process"}
+// exports every module must have, beside one of handlerExports (app.go);
+// CheckExports (validate.go) applies the rule.
+var required = []string{"eddy_abi_version", "eddy_alloc", "eddy_free", "eddy_init"}
 
 // Module is one installation of a WASM plugin.
 type Module struct {
@@ -113,7 +141,6 @@ type Module struct {
 	failures int
 	disabled bool
 	lastErr  error
-	seq      int
 }
 
 // Load compiles wasm (from the cache if it was compiled before), checks
@@ -124,11 +151,8 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, config []b
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalidModule, err)
 	}
-	exports := compiled.ExportedFunctions()
-	for _, e := range required {
-		if _, ok := exports[e]; !ok {
-			return nil, fmt.Errorf("%s: %w: it does not export %s (build it with the eddywasm SDK)", name, ErrInvalidModule, e)
-		}
+	if err := CheckExports(compiled.ExportedFunctions()); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalidModule, err)
 	}
 	if len(config) == 0 {
 		config = []byte("{}")
@@ -161,26 +185,34 @@ func (r *Runtime) compile(ctx context.Context, wasm []byte) (wazero.CompiledModu
 
 // instance is one instantiated module with its exports.
 type instance struct {
-	mod                        api.Module
-	alloc, free, init, process api.Function
+	mod                                api.Module
+	alloc, free, init, buffer, process api.Function
+	// bufPtr and bufLen are the guest's batch buffer (eddy_buffer), kept
+	// so that most calls need no allocation in the guest.
+	bufPtr, bufLen uint32
+	// stack carries the parameters and results of CallWithStack.
+	stack [2]uint64
 }
 
 func (m *Module) instantiate(ctx context.Context) (*instance, error) {
-	m.mu.Lock()
-	m.seq++
-	name := fmt.Sprintf("%s#%d", m.name, m.seq)
-	m.mu.Unlock()
+	name := fmt.Sprintf("%s#%d", m.name, m.r.seq.Add(1))
 	cfg := wazero.NewModuleConfig().WithName(name).WithStartFunctions("_initialize")
 	mod, err := m.r.rt.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: instantiate: %w", m.name, err)
 	}
 	inst := &instance{mod: mod, alloc: mod.ExportedFunction("eddy_alloc"), free: mod.ExportedFunction("eddy_free"),
-		init: mod.ExportedFunction("eddy_init"), process: mod.ExportedFunction("eddy_process")}
+		init: mod.ExportedFunction("eddy_init"), buffer: mod.ExportedFunction("eddy_buffer"),
+		process: mod.ExportedFunction("eddy_process")}
 	v, err := mod.ExportedFunction("eddy_abi_version").Call(ctx)
-	if err != nil || len(v) != 1 || v[0] != eddywasm.ABIVersion {
+	if err != nil {
 		_ = mod.Close(ctx)
-		return nil, fmt.Errorf("%s: %w: ABI version %v, want %d", m.name, ErrInvalidModule, v, eddywasm.ABIVersion)
+		return nil, fmt.Errorf("%s: %w: eddy_abi_version: %v", m.name, ErrInvalidModule, err)
+	}
+	if len(v) != 1 || v[0] != eddywasm.ABIVersion {
+		_ = mod.Close(ctx)
+		return nil, fmt.Errorf("%s: %w: it speaks ABI version %v, this Eddy speaks version %d only (rebuild it with the current eddywasm SDK)",
+			m.name, ErrInvalidModule, v, eddywasm.ABIVersion)
 	}
 	out, err := m.callOn(ctx, inst, inst.init, m.config)
 	if err != nil {
@@ -221,58 +253,124 @@ func (m *Module) put(ctx context.Context, inst *instance) {
 	}
 }
 
-// Process runs the module's processor on a batch.
-func (m *Module) Process(ctx context.Context, events []eddywasm.Event) ([]eddywasm.Event, []eddywasm.Rejection, error) {
-	in, err := json.Marshal(eddywasm.Batch{Events: events})
+// Process runs the module's processor on a batch of one workspace's
+// events and returns one result per event, in order: Unchanged (keep the
+// event as it is), Changed (keep it with the result's Payload and IP,
+// which the caller owns), Dropped, or Rejected (with a Reason). An error
+// fails the whole batch; a *eddywasm.BatchError is the module's own
+// refusal of the batch, any other a failure of the module (counted
+// towards disabling it).
+func (m *Module) Process(ctx context.Context, events []eddywasm.Event) ([]eddywasm.Result, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	size := eddywasm.BatchSize(events)
+	if size > math.MaxUint32 {
+		return nil, fmt.Errorf("%s: a batch of %d bytes is larger than 4 GiB", m.name, size)
+	}
+	var results []eddywasm.Result
+	err := m.run(ctx, func(ctx context.Context, inst *instance) error {
+		var err error
+		results, err = inst.processBatch(ctx, events, uint32(size))
+		return err
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: encode batch: %w", m.name, err)
+		return nil, err
 	}
-	out, err := m.call(ctx, func(inst *instance) api.Function { return inst.process }, in)
-	if err != nil {
-		return nil, nil, err
-	}
-	var res eddywasm.Result
-	if err := json.Unmarshal(out, &res); err != nil {
-		return nil, nil, fmt.Errorf("%s: the module answered something that is not a result: %w", m.name, err)
-	}
-	if res.Error != "" {
-		return nil, nil, fmt.Errorf("%s: %s", m.name, res.Error)
-	}
-	return res.Events, res.Rejected, nil
+	return results, nil
 }
 
-// call runs one export on a pooled instance under the call's time limit;
-// a failed call discards the instance.
+// processBatch encodes events (size bytes) straight into the guest's batch
+// buffer, grown first if need be, runs the processor and decodes its
+// answer.
+func (inst *instance) processBatch(ctx context.Context, events []eddywasm.Event, size uint32) ([]eddywasm.Result, error) {
+	if inst.process == nil || inst.buffer == nil {
+		return nil, fmt.Errorf("%w: it does not export eddy_process and eddy_buffer: not a processor", ErrInvalidModule)
+	}
+	if size > inst.bufLen {
+		inst.stack[0] = uint64(size)
+		if err := inst.buffer.CallWithStack(ctx, inst.stack[:]); err != nil {
+			return nil, fmt.Errorf("grow the batch buffer to %d bytes: %w", size, err)
+		}
+		inst.bufPtr, inst.bufLen = uint32(inst.stack[0]), size
+	}
+	mem := inst.mod.Memory()
+	// A view of the guest's memory, valid until the memory grows: no guest
+	// code runs while it is written.
+	buf, ok := mem.Read(inst.bufPtr, size)
+	if !ok {
+		return nil, fmt.Errorf("the batch buffer at %d (%d bytes) is out of the module's memory", inst.bufPtr, size)
+	}
+	eddywasm.EncodeBatch(buf, events)
+	inst.stack[0], inst.stack[1] = uint64(inst.bufPtr), uint64(size)
+	if err := inst.process.CallWithStack(ctx, inst.stack[:]); err != nil {
+		return nil, err
+	}
+	op, n := uint32(inst.stack[0]>>32), uint32(inst.stack[0])
+	out, ok := mem.Read(op, n)
+	if !ok {
+		return nil, fmt.Errorf("the module answered %d bytes at %d, out of its memory", n, op)
+	}
+	results, err := eddywasm.DecodeResults(out, events, make([]eddywasm.Result, 0, len(events)))
+	if err != nil {
+		var be *eddywasm.BatchError
+		if errors.As(err, &be) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("the module answered something that is not a result: %w", err)
+	}
+	return results, nil
+}
+
+// call runs one export on a pooled instance under the call's time limit,
+// handing it in and returning its answer (see callOn).
 func (m *Module) call(ctx context.Context, fn func(*instance) api.Function, in []byte) ([]byte, error) {
+	var out []byte
+	err := m.run(ctx, func(ctx context.Context, inst *instance) error {
+		var err error
+		out, err = m.callOn(ctx, inst, fn(inst), in)
+		return err
+	})
+	return out, err
+}
+
+// run runs f on a pooled instance under the call's time limit. A failed
+// call discards the instance and counts towards disabling the module,
+// except a *eddywasm.BatchError: the module refused the batch itself.
+func (m *Module) run(ctx context.Context, f func(context.Context, *instance) error) error {
 	m.mu.Lock()
 	if m.disabled {
 		err := fmt.Errorf("%s: %w (last: %v)", m.name, ErrDisabled, m.lastErr)
 		m.mu.Unlock()
-		return nil, err
+		return err
 	}
 	m.mu.Unlock()
 	inst, err := m.get(ctx)
 	if err != nil {
 		m.failed(err)
-		return nil, err
+		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, m.opts.CallTimeout)
 	defer cancel()
-	out, err := m.callOn(cctx, inst, fn(inst), in)
-	if err != nil {
+	err = f(cctx, inst)
+	var be *eddywasm.BatchError
+	if err != nil && !errors.As(err, &be) {
 		_ = inst.mod.Close(ctx)
 		if cctx.Err() != nil && ctx.Err() == nil {
 			err = fmt.Errorf("ran past its time limit of %s: %w", m.opts.CallTimeout, err)
 		}
 		err = fmt.Errorf("%s: %w", m.name, err)
 		m.failed(err)
-		return nil, err
+		return err
 	}
 	m.mu.Lock()
 	m.failures = 0
 	m.mu.Unlock()
 	m.put(ctx, inst)
-	return out, nil
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.name, err)
+	}
+	return nil
 }
 
 // callOn writes in into the instance's memory, calls f, and reads and

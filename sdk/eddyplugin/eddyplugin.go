@@ -1,6 +1,6 @@
 // Package eddyplugin is the Go SDK for Eddy's gRPC plugins. A plugin is a
-// program that implements plain Go interfaces (Processor, Sink) and calls
-// Serve from main; Eddy starts it as its own process through
+// program that implements plain Go interfaces (Processor, Sink, Source,
+// App) and calls Serve from main; Eddy starts it as its own process through
 // hashicorp/go-plugin, over gRPC with mutual TLS, and the generated
 // protocol (sdk/proto) stays behind these types.
 //
@@ -9,6 +9,9 @@
 // A plugin logs to stderr (Eddy folds those lines into its own logs) and
 // must never write to stdout, which carries go-plugin's handshake. Serve
 // exits when Eddy dies, so a killed host leaves no orphan.
+//
+// Eddy's side of a plugin process is a *Client: the host calls Init,
+// Process, Write, RunSource, OnEvents… on it as plain Go calls.
 package eddyplugin
 
 import (
@@ -88,4 +91,55 @@ type WriteResult struct {
 type Sink interface {
 	Plugin
 	Write(ctx context.Context, installationID string, events []Event) (WriteResult, error)
+}
+
+// Source brings events into Eddy from elsewhere (an MQTT broker, a queue).
+// Run produces the installation's events until ctx ends, handing them to
+// Eddy through emit; it is called again after Eddy or the plugin restarts.
+// Delivery is at least once: acknowledge the upstream only after Emit
+// returned without error.
+type Source interface {
+	Plugin
+	Run(ctx context.Context, installationID string, emit Emitter) error
+}
+
+// Emitter hands batches of messages to Eddy.
+type Emitter interface {
+	// Emit sends one batch of Segment messages as JSON (type, event,
+	// anonymousId or userId, properties, timestamp, messageId…) and blocks
+	// until Eddy has queued them durably, minus the rejected ones (refused
+	// for good, with the reason, naming each by its messageId), or until
+	// ctx or the run ends. An error means the batch may not have been
+	// queued: do not acknowledge it upstream, so that it is delivered again.
+	// Emit may be called from several goroutines.
+	Emit(ctx context.Context, messages [][]byte) (rejected []Rejection, err error)
+}
+
+// Action is something an app asks Eddy to do, such as calling a webhook
+// or sending a message to a visitor's page.
+type Action struct {
+	// Type is the action's type, e.g. "webhook" or "visitor.message".
+	Type string
+	// AnonymousID and UserID say whom it concerns, when it is about a
+	// visitor.
+	AnonymousID, UserID string
+	// Data is the action's data, a JSON object.
+	Data json.RawMessage
+}
+
+// SessionChange is a session's state after a change, as the live API
+// shows it.
+type SessionChange struct {
+	// Kind is started, updated, merged or closed.
+	Kind string
+	// Session is the session as JSON.
+	Session json.RawMessage
+}
+
+// App reacts to events and session changes with actions. An error fails
+// the whole call, which Eddy retries.
+type App interface {
+	Plugin
+	OnEvents(ctx context.Context, installationID string, events []Event) ([]Action, error)
+	OnSessions(ctx context.Context, installationID string, changes []SessionChange) ([]Action, error)
 }

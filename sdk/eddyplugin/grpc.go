@@ -2,8 +2,11 @@ package eddyplugin
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
@@ -46,12 +49,19 @@ func (p *GRPCPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
 	if sink, ok := p.Impl.(Sink); ok {
 		pb.RegisterSinkServer(s, &sinkServer{impl: sink})
 	}
+	if src, ok := p.Impl.(Source); ok {
+		pb.RegisterSourceServer(s, &sourceServer{impl: src, waiting: map[string]*waitingBatch{}})
+	}
+	if app, ok := p.Impl.(App); ok {
+		pb.RegisterAppServer(s, &appServer{impl: app})
+	}
 	return nil
 }
 
 // GRPCClient returns the host's view of the plugin.
 func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &Client{lifecycle: pb.NewLifecycleClient(c), processor: pb.NewProcessorClient(c), sink: pb.NewSinkClient(c)}, nil
+	return &Client{lifecycle: pb.NewLifecycleClient(c), processor: pb.NewProcessorClient(c), sink: pb.NewSinkClient(c),
+		source: pb.NewSourceClient(c), app: pb.NewAppClient(c)}, nil
 }
 
 // toStatus keeps a plugin's error message for the host.
@@ -118,11 +128,118 @@ func (s *sinkServer) Write(ctx context.Context, b *pb.Batch) (*pb.WriteResponse,
 	return out, nil
 }
 
+// sourceServer runs a Source: each Run is one server stream of batches,
+// and each batch waits in waiting until Eddy acknowledges it with Ack.
+type sourceServer struct {
+	pb.UnimplementedSourceServer
+	impl Source
+
+	mu      sync.Mutex
+	waiting map[string]*waitingBatch // by batch id
+}
+
+// waitingBatch is an emitted batch waiting for Eddy's Ack.
+type waitingBatch struct {
+	installationID string
+	acked          chan []Rejection // buffered: Ack never blocks
+}
+
+func (s *sourceServer) Run(r *pb.RunRequest, stream grpc.ServerStreamingServer[pb.SourceBatch]) error {
+	e := &streamEmitter{server: s, stream: stream, installationID: r.GetInstallationId()}
+	return toStatus(s.impl.Run(stream.Context(), r.GetInstallationId(), e))
+}
+
+func (s *sourceServer) Ack(_ context.Context, r *pb.AckRequest) (*pb.AckResponse, error) {
+	s.mu.Lock()
+	b, ok := s.waiting[r.GetBatchId()]
+	if ok && b.installationID == r.GetInstallationId() {
+		delete(s.waiting, r.GetBatchId())
+	}
+	s.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, status.Errorf(codes.NotFound, "batch %q is not waiting for an ack (its emit has ended)", r.GetBatchId())
+	case b.installationID != r.GetInstallationId():
+		return nil, status.Errorf(codes.InvalidArgument, "batch %q belongs to another installation than %q", r.GetBatchId(), r.GetInstallationId())
+	}
+	b.acked <- rejectionsFromPB(r.GetRejected())
+	return &pb.AckResponse{}, nil
+}
+
+// streamEmitter is the Emitter of one Run.
+type streamEmitter struct {
+	server         *sourceServer
+	stream         grpc.ServerStreamingServer[pb.SourceBatch]
+	installationID string
+	sendMu         sync.Mutex // a stream's Send is not safe for concurrent use
+}
+
+func (e *streamEmitter) Emit(ctx context.Context, messages [][]byte) ([]Rejection, error) {
+	if len(messages) == 0 {
+		return nil, nil
+	}
+	run := e.stream.Context()
+	if err := run.Err(); err != nil {
+		return nil, fmt.Errorf("emit: the run has ended: %w", err)
+	}
+	id := rand.Text()
+	b := &waitingBatch{installationID: e.installationID, acked: make(chan []Rejection, 1)}
+	e.server.mu.Lock()
+	e.server.waiting[id] = b
+	e.server.mu.Unlock()
+	defer func() {
+		e.server.mu.Lock()
+		delete(e.server.waiting, id)
+		e.server.mu.Unlock()
+	}()
+	e.sendMu.Lock()
+	err := e.stream.Send(&pb.SourceBatch{BatchId: id, Messages: messages})
+	e.sendMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("emit a batch of %d messages: %w", len(messages), err)
+	}
+	select {
+	case rejected := <-b.acked:
+		return rejected, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("emit: waiting for the ack: %w", ctx.Err())
+	case <-run.Done():
+		return nil, fmt.Errorf("emit: the run ended before the ack: %w", run.Err())
+	}
+}
+
+type appServer struct {
+	pb.UnimplementedAppServer
+	impl App
+}
+
+func (s *appServer) OnEvents(ctx context.Context, b *pb.Batch) (*pb.Actions, error) {
+	actions, err := s.impl.OnEvents(ctx, b.GetInstallationId(), fromPB(b.GetEvents()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.Actions{Actions: actionsToPB(actions)}, nil
+}
+
+func (s *appServer) OnSessions(ctx context.Context, b *pb.SessionBatch) (*pb.Actions, error) {
+	changes := make([]SessionChange, len(b.GetChanges()))
+	for i, c := range b.GetChanges() {
+		changes[i] = SessionChange{Kind: c.GetKind(), Session: c.GetSessionJson()}
+	}
+	actions, err := s.impl.OnSessions(ctx, b.GetInstallationId(), changes)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.Actions{Actions: actionsToPB(actions)}, nil
+}
+
 // Client is Eddy's side of a plugin process.
 type Client struct {
 	lifecycle pb.LifecycleClient
 	processor pb.ProcessorClient
 	sink      pb.SinkClient
+	source    pb.SourceClient
+	app       pb.AppClient
 }
 
 // Init configures an installation.
@@ -166,6 +283,74 @@ func (c *Client) Write(ctx context.Context, installationID string, events []Even
 		return WriteResult{}, fromStatus("write", err)
 	}
 	return WriteResult{Retry: r.GetRetry(), Rejected: rejectionsFromPB(r.GetRejected()), RetryAfter: r.GetRetryAfter().AsDuration()}, nil
+}
+
+// SourceHandler queues a batch of a source's messages (Segment messages as
+// JSON) and returns those it refuses for good, each named by its
+// messageId with the reason. It returns an error when the batch could not
+// be queued: the batch is then not acknowledged.
+type SourceHandler func(ctx context.Context, messages [][]byte) (rejected []Rejection, err error)
+
+// RunSource runs a source installation: it receives each batch the plugin
+// emits, hands it to handle and acknowledges it with handle's rejections,
+// one batch at a time. It returns nil when ctx ends or the source stops by
+// itself. When handle fails, RunSource ends the run without acknowledging
+// the batch and returns handle's error: the plugin's Emit fails, so the
+// plugin does not acknowledge its upstream, which delivers the messages
+// again when Eddy runs the source anew.
+func (c *Client) RunSource(ctx context.Context, installationID string, handle SourceHandler) error {
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the stream, and so the plugin's Run
+	stream, err := c.source.Run(ctx, &pb.RunRequest{InstallationId: installationID})
+	if err != nil {
+		return fromStatus("run", err)
+	}
+	for {
+		b, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if parent.Err() != nil {
+				return nil
+			}
+			return fromStatus("run", err)
+		}
+		rejected, err := handle(ctx, b.GetMessages())
+		if err != nil {
+			return fmt.Errorf("source %s: batch of %d messages not acknowledged: %w", installationID, len(b.GetMessages()), err)
+		}
+		_, err = c.source.Ack(ctx, &pb.AckRequest{InstallationId: installationID, BatchId: b.GetBatchId(), Rejected: rejectionsToPB(rejected)})
+		if err != nil {
+			if parent.Err() != nil {
+				return nil
+			}
+			return fromStatus("ack", err)
+		}
+	}
+}
+
+// OnEvents hands a batch of events to an app and returns its actions.
+func (c *Client) OnEvents(ctx context.Context, installationID string, events []Event) ([]Action, error) {
+	r, err := c.app.OnEvents(ctx, &pb.Batch{InstallationId: installationID, Events: toPB(events)})
+	if err != nil {
+		return nil, fromStatus("on events", err)
+	}
+	return actionsFromPB(r.GetActions()), nil
+}
+
+// OnSessions hands session changes to an app and returns its actions.
+func (c *Client) OnSessions(ctx context.Context, installationID string, changes []SessionChange) ([]Action, error) {
+	b := &pb.SessionBatch{InstallationId: installationID, Changes: make([]*pb.SessionChange, len(changes))}
+	for i, ch := range changes {
+		b.Changes[i] = &pb.SessionChange{Kind: ch.Kind, SessionJson: ch.Session}
+	}
+	r, err := c.app.OnSessions(ctx, b)
+	if err != nil {
+		return nil, fromStatus("on sessions", err)
+	}
+	return actionsFromPB(r.GetActions()), nil
 }
 
 // PluginError is an error the plugin returned (as opposed to a transport
@@ -231,6 +416,22 @@ func rejectionsFromPB(rs []*pb.Rejection) []Rejection {
 	out := make([]Rejection, len(rs))
 	for i, r := range rs {
 		out[i] = Rejection{MessageID: r.GetMessageId(), Reason: r.GetReason()}
+	}
+	return out
+}
+
+func actionsToPB(as []Action) []*pb.Action {
+	out := make([]*pb.Action, len(as))
+	for i, a := range as {
+		out[i] = &pb.Action{Type: a.Type, AnonymousId: a.AnonymousID, UserId: a.UserID, DataJson: a.Data}
+	}
+	return out
+}
+
+func actionsFromPB(as []*pb.Action) []Action {
+	out := make([]Action, len(as))
+	for i, a := range as {
+		out[i] = Action{Type: a.GetType(), AnonymousID: a.GetAnonymousId(), UserID: a.GetUserId(), Data: a.GetDataJson()}
 	}
 	return out
 }

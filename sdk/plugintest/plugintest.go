@@ -101,3 +101,17 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// Module builds the WASM plugin in dir and returns its module.
+func Module(t testing.TB, dir string) []byte {
+	t.Helper()
+	m := Build(t, dir)
+	if m.Runtime != plugin.WASM {
+		t.Fatalf("%s is a %s plugin, not wasm", m.ID, m.Runtime)
+	}
+	b, err := os.ReadFile(m.Artifact())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
