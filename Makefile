@@ -17,7 +17,7 @@ ENV      := . ./.eddy/env
 NODE_DIR := test/segment-node
 BIN      := bin/eddy
 
-.PHONY: help build run test bench clean services-down proto
+.PHONY: help build plugins run test bench clean services-down proto
 
 help: ## show this list
 	@echo "Eddy make targets:"
@@ -26,14 +26,27 @@ help: ## show this list
 build: ## compile bin/eddy
 	$(GO) build -o $(BIN) ./core/cmd/eddy
 
-run: ## start PostgreSQL + Redis if needed, migrate, create the first admin, and serve Eddy (the one command you need)
+# Every folder under plugins/ with a plugin.yaml: a WASM plugin (runtime: wasm) is built
+# for wasip1 into dist/plugin.wasm, a gRPC plugin into dist/plugin, as their manifests say.
+PLUGIN_DIRS := $(patsubst %/plugin.yaml,%,$(wildcard plugins/*/*/plugin.yaml))
+
+plugins: ## build every plugin under plugins/ (gRPC executables and WASM modules, into each dist/)
+	@for d in $(PLUGIN_DIRS); do \
+		if grep -q '^runtime: *wasm' $$d/plugin.yaml; then \
+			echo "wasm  $$d"; (cd $$d && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o dist/plugin.wasm .) || exit 1; \
+		else \
+			echo "grpc  $$d"; (cd $$d && $(GO) build -o dist/plugin .) || exit 1; \
+		fi; \
+	done
+
+run: plugins ## start PostgreSQL + Redis if needed, migrate, create the first admin, and serve Eddy (the one command you need)
 	$(SERVICES) up
 	$(GO) build -o $(BIN) ./core/cmd/eddy
 	$(ENV) && $(BIN) migrate
 	$(ENV) && $(BIN) admin bootstrap
 	$(ENV) && exec $(BIN) serve
 
-test: ## gofmt check, go vet, and all Go tests (race detector on) against real services
+test: plugins ## build the plugins, then gofmt check, go vet, and all Go tests (race detector on) against real services
 	$(SERVICES) up
 	@# Node deps for the SDK compatibility test: (re)installed when package-lock.json is
 	@# newer than the last install (always so on a fresh clone).
