@@ -1,7 +1,8 @@
 // Package api is Eddy's management REST API under /api/v1: admins log in,
-// manage organizations, members, invitations, workspaces, sources and API
-// keys, read the audit log and the stored events. docs/api.md explains the
-// model; openapi.yaml is the contract, kept true by tests.
+// manage organizations, members, invitations, workspaces, sources, API keys
+// and plugins (the catalog, uploads, installations), read the audit log and
+// the stored events. docs/api.md explains the model; openapi.yaml is the
+// contract, kept true by tests.
 //
 // Every handler finds its caller (principal.go), checks what the caller may
 // do on the organization or workspace it names (access.go), and reads or
@@ -25,6 +26,8 @@ import (
 
 	"github.com/eddy-cdp/eddy/core/apierror"
 	"github.com/eddy-cdp/eddy/core/live"
+	"github.com/eddy-cdp/eddy/core/plugin"
+	"github.com/eddy-cdp/eddy/core/pluginstatus"
 	"github.com/eddy-cdp/eddy/core/store"
 )
 
@@ -57,6 +60,19 @@ type Options struct {
 	// LiveHeartbeat is the interval of the streams' comment heartbeats.
 	// Default 15s.
 	LiveHeartbeat time.Duration
+	// Manifests are the plugins plugins.yaml installs, by id: the part of
+	// every organization's plugin catalog that the file provides.
+	Manifests map[string]*plugin.Manifest
+	// BuiltinPluginsDir is the folder of the plugins shipped with Eddy (the
+	// repository's plugins/): the catalog calls the Manifests under it
+	// "builtin", the others "file".
+	BuiltinPluginsDir string
+	// PluginStatus reads the plugin status reports of the workers; by
+	// default one over Redis under Prefix.
+	PluginStatus *pluginstatus.Store
+	// PluginsChanged is called after an installation or the catalog
+	// changed, so that the plugin runtime reloads at once.
+	PluginsChanged func(ctx context.Context)
 }
 
 // API serves /api/v1.
@@ -69,6 +85,8 @@ type API struct {
 	live *live.Mirror
 	// streams holds a token per live stream being served.
 	streams chan struct{}
+	// status reads plugin status reports (nil without Redis).
+	status *pluginstatus.Store
 	// closing is closed by Close, ending every live stream.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -94,6 +112,9 @@ func New(o Options) *API {
 	if o.KeysChanged == nil {
 		o.KeysChanged = func(context.Context) {}
 	}
+	if o.PluginsChanged == nil {
+		o.PluginsChanged = func(context.Context) {}
+	}
 	if o.MaxLiveStreams <= 0 {
 		o.MaxLiveStreams = 256
 	}
@@ -101,7 +122,7 @@ func New(o Options) *API {
 		o.LiveHeartbeat = 15 * time.Second
 	}
 	a := &API{opts: o, store: o.Store, log: o.Logger,
-		streams: make(chan struct{}, o.MaxLiveStreams), closing: make(chan struct{})}
+		streams: make(chan struct{}, o.MaxLiveStreams), closing: make(chan struct{}), status: newPluginStatus(o)}
 	if o.Redis != nil {
 		a.live = live.New(o.Redis, o.Prefix)
 	}
@@ -145,6 +166,8 @@ func (a *API) Register(r gin.IRouter) {
 	authed.GET("/organizations/:org/workspaces", a.listWorkspaces)
 	authed.POST("/organizations/:org/workspaces", a.createWorkspace)
 	authed.GET("/organizations/:org/audit-log", a.auditLog)
+	authed.GET("/organizations/:org/plugins", a.listPlugins)
+	authed.POST("/organizations/:org/plugins", a.uploadPlugin)
 
 	authed.GET("/workspaces/:ws", a.getWorkspace)
 	authed.PATCH("/workspaces/:ws", a.updateWorkspace)
@@ -165,6 +188,11 @@ func (a *API) Register(r gin.IRouter) {
 	authed.GET("/workspaces/:ws/sessions/:session_id", a.getSession)
 	authed.GET("/workspaces/:ws/profiles", a.findProfile)
 	authed.GET("/workspaces/:ws/profiles/:profile_id", a.getProfile)
+	authed.GET("/workspaces/:ws/plugins", a.listInstallations)
+	authed.POST("/workspaces/:ws/plugins", a.installPlugin)
+	authed.GET("/workspaces/:ws/plugins/:plugin_id", a.getInstallation)
+	authed.PATCH("/workspaces/:ws/plugins/:plugin_id", a.updateInstallation)
+	authed.DELETE("/workspaces/:ws/plugins/:plugin_id", a.uninstallPlugin)
 }
 
 // NoRoute answers a request under Base that matches no route; the server

@@ -9,6 +9,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -123,6 +124,9 @@ type isoCall struct {
 	// query, when set, is appended to the path ("?identity=...").
 	query string
 	body  any
+	// header holds extra request headers (a multipart upload's
+	// Content-Type).
+	header map[string]string
 	// client, when set, replaces the caller's (for calls that would end or
 	// replace the caller's session, or need a key of another workspace).
 	client *client
@@ -383,6 +387,64 @@ func isoRoutes() map[string]isoRoute {
 				}}
 			}},
 		"GET /workspaces/:ws/profiles/:profile_id": {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
+
+		"GET /organizations/:org/plugins": {access: roles(isoEveryone, ""), ok: 200,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				return isoCall{check: func(t *testing.T, allowed bool, r response) {
+					if allowed && (!strings.Contains(string(r.body), w.a.upload) || !strings.Contains(string(r.body), "sink.webhook")) {
+						t.Errorf("A's catalog lacks its upload or a plugins.yaml plugin: %s", r.body)
+					}
+				}}
+			}},
+		"POST /organizations/:org/plugins": {access: roles(isoManagers, ""), ok: 201,
+			body: func(w *isoWorld) any {
+				body, _ := multipartBody([2]string{"manifest", wasmManifest(w.freshPluginID(), "1.0.0")}, [2]string{"module", string(abiWASM)})
+				return body
+			},
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				id := w.freshPluginID()
+				body, ct := multipartBody([2]string{"manifest", wasmManifest(id, "1.0.0")}, [2]string{"module", string(abiWASM)})
+				return isoCall{body: body, header: map[string]string{"Content-Type": ct},
+					check: func(t *testing.T, allowed bool, r response) {
+						if _, err := w.p.store.UploadedManifest(context.Background(), w.a.orgID, id); (err == nil) != allowed {
+							t.Errorf("upload of %s stored = %v, want %v", id, err == nil, allowed)
+						}
+					}}
+			}},
+		"GET /workspaces/:ws/plugins": {access: roles(isoEveryone, auth.ScopeRead), ok: 200,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				return isoCall{check: func(t *testing.T, allowed bool, r response) {
+					if allowed && !strings.Contains(string(r.body), w.a.installID) {
+						t.Errorf("A's installations: %s", r.body)
+					}
+				}}
+			}},
+		"POST /workspaces/:ws/plugins": {access: roles(isoEditors, auth.ScopeWrite), ok: 201,
+			body: func(w *isoWorld) any { return map[string]any{"plugin_id": "processor.scorer"} },
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				w.uninstall(w.a, "processor.scorer")
+				return isoCall{body: map[string]any{"plugin_id": "processor.scorer"}, check: func(t *testing.T, allowed bool, r response) {
+					if got := w.installed(w.a, "processor.scorer"); got != allowed {
+						t.Errorf("processor.scorer installed = %v, want %v", got, allowed)
+					}
+				}}
+			}},
+		"GET /workspaces/:ws/plugins/:plugin_id": {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
+		"PATCH /workspaces/:ws/plugins/:plugin_id": {access: roles(isoEditors, auth.ScopeWrite), ok: 200,
+			body: func(w *isoWorld) any {
+				return map[string]any{"enabled": true, "config": map[string]any{"tag": "alpha"}}
+			}},
+		"DELETE /workspaces/:ws/plugins/:plugin_id": {access: roles(isoEditors, auth.ScopeWrite), ok: 204,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				w.uninstall(w.a, "processor.scorer")
+				w.install(w.a, "processor.scorer", `{}`)
+				return isoCall{params: w.a.params(map[string]string{"plugin_id": "processor.scorer"}),
+					check: func(t *testing.T, allowed bool, r response) {
+						if got := w.installed(w.a, "processor.scorer"); got == allowed {
+							t.Errorf("processor.scorer still installed = %v after the call, want %v", got, !allowed)
+						}
+					}}
+			}},
 	}
 }
 
@@ -434,6 +496,10 @@ type isoTenant struct {
 	// userID and anonID.
 	sessionID, profileID  string
 	userID, anonID, email string
+	// plugin is the plugin installed in the workspace, installID its
+	// installation's id, upload the plugin id the organization uploaded,
+	// pluginSecret a secret of the installation's configuration.
+	plugin, installID, upload, pluginSecret string
 	// callers by name: the owner always; for A every role and key scope.
 	callers map[string]*isoCaller
 }
@@ -442,7 +508,8 @@ type isoTenant struct {
 // overrides.
 func (tn *isoTenant) params(over map[string]string) map[string]string {
 	m := map[string]string{"org": tn.org, "ws": tn.ws, "src": tn.src, "key_id": tn.keyID,
-		"invitation_id": tn.invID, "admin_id": tn.memberID, "session_id": tn.sessionID, "profile_id": tn.profileID}
+		"invitation_id": tn.invID, "admin_id": tn.memberID, "session_id": tn.sessionID, "profile_id": tn.profileID,
+		"plugin_id": tn.plugin}
 	for k, v := range over {
 		m[k] = v
 	}
@@ -474,11 +541,23 @@ func (w *isoWorld) fresh(prefix string) string {
 // newIsoWorld sets up organizations alpha (A) and bravo (B) and A's callers.
 func newIsoWorld(t *testing.T) *isoWorld {
 	t.Helper()
-	p := newPlatform(t)
+	p := newPlatform(t, withPlugins(t))
 	w := &isoWorld{t: t, p: p}
 	w.a = w.newTenant("alpha")
 	w.b = w.newTenant("bravo")
 	ctx := context.Background()
+	// Plugins: A runs processor.tagger, B sink.webhook with a secret; each
+	// organization uploaded an app of its own.
+	w.a.plugin, w.a.upload, w.a.pluginSecret = "processor.tagger", "app.alpha_app", ""
+	w.a.installID = w.install(w.a, w.a.plugin, `{"tag": "alpha"}`)
+	w.b.plugin, w.b.upload, w.b.pluginSecret = "sink.webhook", "app.bravo_secret_app", "bravo-webhook-secret-0123456789"
+	w.b.installID = w.install(w.b, w.b.plugin, `{"url": "https://bravo-hooks.example.com/in", "secret": "`+w.b.pluginSecret+`"}`)
+	for _, tn := range []*isoTenant{w.a, w.b} {
+		r := tn.callers[isoOwner].c.upload(tn.org, [2]string{"manifest", wasmManifest(tn.upload, "1.0.0")}, [2]string{"module", string(abiWASM)})
+		if r.status != http.StatusCreated {
+			t.Fatalf("upload %s to %s: %d %s", tn.upload, tn.org, r.status, r.body)
+		}
+	}
 
 	for _, role := range isoEveryone {
 		var cl *isoCaller
@@ -505,7 +584,8 @@ func newIsoWorld(t *testing.T) *isoWorld {
 	w.secrets = []string{b.org, b.orgID, b.orgName, b.ws, b.wsRow.ID, b.wsName, b.src, b.srcID, b.srcName,
 		b.writeKey, store.HashSecret(b.writeKey), b.keyID, b.keyName, b.key, store.HashSecret(b.key),
 		b.invID, b.invEmail, b.invTok, store.HashSecret(b.invTok), b.memberID, b.memberEmail, b.ownerID, b.ownerEmail,
-		"bravo-user", "Bravo Secret Event", "bravo-property-value", b.sessionID, b.profileID, b.anonID, b.email}
+		"bravo-user", "Bravo Secret Event", "bravo-property-value", b.sessionID, b.profileID, b.anonID, b.email,
+		b.installID, b.upload, b.pluginSecret, "bravo-hooks.example.com"}
 	w.secrets = append(w.secrets, b.messageIDs...)
 	return w
 }
@@ -586,6 +666,38 @@ func (w *isoWorld) newTenant(name string) *isoTenant {
 	sw.flush()
 	tn.sessionID = sw.ids[tn.anonID]
 	return tn
+}
+
+// install installs a plugin in tn's workspace through the store and
+// returns the installation's id.
+func (w *isoWorld) install(tn *isoTenant, pluginID, config string) string {
+	in, err := w.p.store.CreateInstallation(context.Background(), isoChange, tn.wsRow,
+		store.NewInstallation{PluginID: pluginID, Enabled: true, Config: json.RawMessage(config)}, nil)
+	testenv.Must(w.t, err, "install %s in %s", pluginID, tn.ws)
+	return in.ID
+}
+
+// uninstall removes a plugin from tn's workspace, if installed.
+func (w *isoWorld) uninstall(tn *isoTenant, pluginID string) {
+	_, err := w.p.store.DeleteInstallation(context.Background(), isoChange, tn.wsRow, pluginID, nil)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		w.t.Fatalf("uninstall %s from %s: %v", pluginID, tn.ws, err)
+	}
+}
+
+// installed tells whether a plugin is installed in tn's workspace.
+func (w *isoWorld) installed(tn *isoTenant, pluginID string) bool {
+	_, err := w.p.store.InstallationOf(context.Background(), tn.wsRow, pluginID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		w.t.Fatalf("installation of %s in %s: %v", pluginID, tn.ws, err)
+	}
+	return err == nil
+}
+
+// freshPluginID returns an unused plugin id for an upload.
+func (w *isoWorld) freshPluginID() string {
+	w.seq++
+	return fmt.Sprintf("app.fresh_%d", w.seq)
 }
 
 // freshMember adds a new admin to tn's organization as a viewer.
@@ -671,9 +783,13 @@ func (w *isoWorld) cloneClient(c *isoCaller) *client {
 
 // send makes a request and fails t if the response holds one of B's secrets
 // that the request did not carry.
-func (w *isoWorld) send(t *testing.T, c *client, method, path string, body any) response {
+func (w *isoWorld) send(t *testing.T, c *client, method, path string, body any, header ...map[string]string) response {
 	t.Helper()
-	r := c.do(method, path, body)
+	var hdr map[string]string
+	if len(header) > 0 {
+		hdr = header[0]
+	}
+	r := c.send(method, path, body, hdr)
 	sent := path
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -710,6 +826,8 @@ func (w *isoWorld) snapshot(t *testing.T) []string {
 		`SELECT 'stored session ' || s::text FROM b, sessions s WHERE s.workspace_id = b.ws`,
 		`SELECT 'profile ' || x::text FROM b, profiles x WHERE x.workspace_id = b.ws`,
 		`SELECT 'identity ' || i::text FROM b, identities i WHERE i.workspace_id = b.ws`,
+		`SELECT 'plugin installation ' || i::text FROM b, plugin_installations i WHERE i.workspace_id = b.ws`,
+		`SELECT 'plugin upload ' || concat_ws(' ', u.id, u.plugin_id, u.version, u.sha256) FROM b, plugin_uploads u WHERE u.organization_id = b.org`,
 	}
 	var out []string
 	for _, q := range queries {
@@ -773,6 +891,8 @@ func (w *isoWorld) variants(route string, c *isoCaller) []isoVariant {
 		"invitation_id": {{w.a.invID, "", false}, {w.b.invID, ghostUUID, true}},
 		"session_id":    {{w.a.sessionID, "", false}, {w.b.sessionID, ghostUUID, true}},
 		"profile_id":    {{w.a.profileID, "", false}, {w.b.profileID, ghostUUID, true}},
+		// B's plugin is not installed in A's workspace, nor the ghost.
+		"plugin_id": {{w.a.plugin, "", false}, {w.b.plugin, "sink.ghost", true}},
 		// The caller themself (leaving is allowed to anyone), B's member
 		// and B's owner.
 		"admin_id": {{self, "", false}, {w.b.memberID, ghostUUID, true}, {w.b.ownerID, ghostUUID, true}},
@@ -835,7 +955,7 @@ func TestIsolationCrossTenant(t *testing.T) {
 					if cl == nil {
 						cl = c.c
 					}
-					w.send(t, cl, method, path, call.body)
+					w.send(t, cl, method, path, call.body, call.header)
 					plain++
 					w.checkUnchanged(t, before, route)
 					return
@@ -928,6 +1048,13 @@ func TestIsolationCrossTenant(t *testing.T) {
 		{"live sessions of B's profile through A", "GET", "/workspaces/" + w.a.ws + "/sessions/live?profile_id=" + w.b.profileID, nil, isoReadOr(200)},
 		{"B's profile by user id through A", "GET", "/workspaces/" + w.a.ws + "/profiles?identity=user_id:" + w.b.userID, nil, isoReadOr(404)},
 		{"B's profile by anonymous id through A", "GET", "/workspaces/" + w.a.ws + "/profiles?identity=anonymous_id:" + w.b.anonID, nil, isoReadOr(404)},
+		{"install B's uploaded plugin in A", "POST", "/workspaces/" + w.a.ws + "/plugins", map[string]any{"plugin_id": w.b.upload},
+			func(c *isoCaller) int {
+				if c.key != "" && !slices.Contains(c.scopes, auth.ScopeWrite) || c.key == "" && !slices.Contains(isoEditors, c.role) {
+					return 403
+				}
+				return 400
+			}},
 		{"B's profile by email through A", "GET", "/workspaces/" + w.a.ws + "/profiles?identity=email:" + url.QueryEscape(w.b.email), nil, isoReadOr(404)},
 	}
 	for _, pr := range probes {
@@ -1036,7 +1163,7 @@ func TestIsolationOwnObjects(t *testing.T) {
 				p := isoPath(t, path, call.params) + call.query
 				allowed := rc.access.allows(c)
 				want := map[bool]int{true: rc.ok, false: http.StatusForbidden}[allowed]
-				r := w.send(t, cl, method, p, call.body)
+				r := w.send(t, cl, method, p, call.body, call.header)
 				n++
 				if r.status != want {
 					t.Fatalf("%s %s as %s → %d, want %d: %s", method, p, c.name, r.status, want, r.body)
@@ -1145,6 +1272,9 @@ func TestIsolationListsHoldOnlyTheCallersItems(t *testing.T) {
 			access:  isoAccess{roles: isoEveryone, scope: auth.ScopeRead}},
 		{path: "/workspaces/" + w.a.ws + "/sessions", field: "id", want: []string{w.a.sessionID},
 			belongs: func(i map[string]any) bool { return isoField(i, "id") == w.a.sessionID },
+			access:  isoAccess{roles: isoEveryone, scope: auth.ScopeRead}},
+		{path: "/workspaces/" + w.a.ws + "/plugins", field: "id", want: []string{w.a.installID},
+			belongs: func(i map[string]any) bool { return isoField(i, "workspace_id") == w.a.ws },
 			access:  isoAccess{roles: isoEveryone, scope: auth.ScopeRead}},
 		{path: "/workspaces/" + w.a.ws + "/sessions/live", field: "id", want: []string{w.a.sessionID},
 			belongs: func(i map[string]any) bool { return isoField(i, "id") == w.a.sessionID },

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/eddy-cdp/eddy/core/identity"
+	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/store"
 )
 
@@ -200,74 +201,10 @@ func jsonInt(n int64) string {
 	return string(b)
 }
 
-type cartItemJSON struct {
-	ProductID *string `json:"product_id"`
-	SKU       *string `json:"sku"`
-	Name      *string `json:"name"`
-	Price     float64 `json:"price"`
-	Quantity  int     `json:"quantity"`
-}
+// The session view is shared with the apps that receive session changes.
+type sessionJSON = live.SessionView
 
-type cartJSON struct {
-	Items []cartItemJSON `json:"items"`
-	Value float64        `json:"value"`
-}
-
-type sessionJSON struct {
-	ID              string    `json:"id"`
-	AnonymousID     string    `json:"anonymous_id"`
-	UserID          *string   `json:"user_id"`
-	ProfileID       *string   `json:"profile_id"`
-	StartedAt       time.Time `json:"started_at"`
-	LastEventAt     time.Time `json:"last_event_at"`
-	DurationSeconds float64   `json:"duration_seconds"`
-	Events          int       `json:"events"`
-	PageViews       int       `json:"page_views"`
-	LandingPage     *string   `json:"landing_page"`
-	CurrentPage     *string   `json:"current_page"`
-	ExitPage        *string   `json:"exit_page"`
-	Referrer        *string   `json:"referrer"`
-	ChannelGroup    string    `json:"channel_group"`
-	Source          *string   `json:"source"`
-	Medium          *string   `json:"medium"`
-	Campaign        *string   `json:"campaign"`
-	Term            *string   `json:"term"`
-	Content         *string   `json:"content"`
-	ClickIDParam    *string   `json:"click_id_param"`
-	ClickID         *string   `json:"click_id"`
-	DeviceType      *string   `json:"device_type"`
-	OS              *string   `json:"os"`
-	Browser         *string   `json:"browser"`
-	Country         *string   `json:"country"`
-	City            *string   `json:"city"`
-	Cart            *cartJSON `json:"cart"`
-	OrdersCount     int       `json:"orders_count"`
-	Revenue         float64   `json:"revenue"`
-	Converted       bool      `json:"converted"`
-	Bounced         bool      `json:"bounced"`
-	Closed          bool      `json:"closed"`
-	UpdatedAt       time.Time `json:"updated_at"`
-}
-
-func sessionView(s store.StoredSession) sessionJSON {
-	v := sessionJSON{ID: s.ID, AnonymousID: s.AnonymousID, UserID: nullString(s.UserID), ProfileID: nullString(s.ProfileID),
-		StartedAt: s.StartedAt.UTC(), LastEventAt: s.LastEventAt.UTC(), DurationSeconds: s.Duration.Seconds(),
-		Events: s.Events, PageViews: s.PageViews, LandingPage: nullString(s.LandingPage), CurrentPage: nullString(s.CurrentPage),
-		ExitPage: nullString(s.ExitPage), Referrer: nullString(s.Referrer), ChannelGroup: s.ChannelGroup,
-		Source: nullString(s.Source), Medium: nullString(s.Medium), Campaign: nullString(s.Campaign), Term: nullString(s.Term),
-		Content: nullString(s.Content), ClickIDParam: nullString(s.ClickIDParam), ClickID: nullString(s.ClickID),
-		DeviceType: nullString(s.DeviceType), OS: nullString(s.OS), Browser: nullString(s.Browser),
-		Country: nullString(s.Country), City: nullString(s.City), OrdersCount: s.OrdersCount, Revenue: s.Revenue,
-		Converted: s.Converted, Bounced: s.Bounced, Closed: s.Closed, UpdatedAt: s.UpdatedAt.UTC()}
-	if s.Cart != nil {
-		v.Cart = &cartJSON{Items: make([]cartItemJSON, len(s.Cart.Items)), Value: s.Cart.Value}
-		for i, it := range s.Cart.Items {
-			v.Cart.Items[i] = cartItemJSON{ProductID: nullString(it.ProductID), SKU: nullString(it.SKU), Name: nullString(it.Name),
-				Price: it.Price, Quantity: it.Quantity}
-		}
-	}
-	return v
-}
+func sessionView(s store.StoredSession) sessionJSON { return live.View(s) }
 
 type lastOrderJSON struct {
 	ID       string    `json:"id"`

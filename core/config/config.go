@@ -127,7 +127,14 @@ type Installation struct {
 	// Config is checked against the plugin's configuration schema.
 	// Values may come from the environment (${VAR}), as secrets should.
 	Config map[string]any `yaml:"config"`
+	// RateLimit is the most events per second a sink installation is
+	// delivered, 0 to MaxRateLimit, fractions allowed; 0 (or absent) is
+	// unlimited.
+	RateLimit float64 `yaml:"rate_limit"`
 }
+
+// MaxRateLimit bounds an installation's rate_limit, in events per second.
+const MaxRateLimit = 1_000_000
 
 // IsEnabled reports whether the installation runs.
 func (in Installation) IsEnabled() bool { return in.Enabled == nil || *in.Enabled }
@@ -468,6 +475,9 @@ func (d *document) checkInstallations(c *Config, wp string, ws Workspace) []erro
 			continue
 		}
 		seen[in.ID] = true
+		if !(in.RateLimit >= 0 && in.RateLimit <= MaxRateLimit) { // NaN fails both
+			errs = append(errs, d.errorf(ip+".rate_limit", "must be a number of events per second from 0 (unlimited) to %d", MaxRateLimit))
+		}
 		for _, fe := range m.CheckConfig(in.Config) {
 			errs = append(errs, d.errorf(ip+"."+fe.Field, "%s", fe.Message))
 		}

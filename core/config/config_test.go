@@ -112,7 +112,8 @@ func TestProductionRefusesDefaultAndWeakWriteKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("plugins.yaml", data, envOf(tt.env))
+			// The real path: the file's plugins are relative to it.
+			_, err := Parse(filepath.Join("..", "..", "plugins.yaml"), data, envOf(tt.env))
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("Parse: %v", err)
