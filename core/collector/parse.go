@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -289,4 +290,30 @@ func describeJSONError(err error) string {
 	default:
 		return "malformed JSON: " + err.Error()
 	}
+}
+
+// Accept validates messages that come from elsewhere than HTTP (a source
+// plugin) as the collector validates a batch's messages, received at now,
+// and returns the entries of the valid ones, with workspaceID and sourceID
+// set, and a Problem for each refused one (Index is its position in
+// messages). Each message names its own type.
+func Accept(messages [][]byte, workspaceID, sourceID string, now time.Time, l config.Collector) ([]event.Entry, []Problem) {
+	now = now.UTC().Truncate(time.Microsecond)
+	entries := make([]event.Entry, 0, len(messages))
+	var problems []Problem
+	for i, raw := range messages {
+		if !utf8.Valid(raw) {
+			problems = append(problems, Problem{Index: i, Reason: "invalid_utf8", Message: "the message is not valid UTF-8"})
+			continue
+		}
+		msg, p := parseMessage("", bytes.TrimSpace(raw), time.Time{}, now, l)
+		if p != nil {
+			p.Index = i
+			problems = append(problems, *p)
+			continue
+		}
+		msg.entry.WorkspaceID, msg.entry.SourceID = workspaceID, sourceID
+		entries = append(entries, msg.entry)
+	}
+	return entries, problems
 }

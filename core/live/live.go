@@ -74,7 +74,16 @@ func announcement(kind string, session []byte, absorbed []string) []byte {
 type Mirror struct {
 	rdb    redis.UniversalClient
 	prefix string
+	tap    Tap
 }
+
+// Tap is told of each change Publish announces, and may add commands to
+// the pipeline that writes it (the plugin runtime queues the change for
+// the workspace's apps there).
+type Tap func(ctx context.Context, pipe redis.Pipeliner, workspaceID string, c *Change)
+
+// SetTap installs the tap; call it before the mirror is used.
+func (m *Mirror) SetTap(t Tap) { m.tap = t }
 
 // New returns the mirror under prefix (the queue's prefix).
 func New(rdb redis.UniversalClient, prefix string) *Mirror {
@@ -140,6 +149,9 @@ func (m *Mirror) write(ctx context.Context, changes []session.Change, dueClose f
 			continue
 		}
 		pipe.Publish(ctx, m.Channel(ws), announcement(c.Kind, state, c.Absorbed))
+		if m.tap != nil {
+			m.tap(ctx, pipe, ws, &c.Change)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("publish %d live sessions: %w", len(msgs), err)

@@ -53,3 +53,12 @@ func (q *Queue) Enqueue(ctx context.Context, entries []event.Entry) error {
 	}
 	return nil
 }
+
+// EnqueueIn adds the XADD of e to pipe, which the caller executes: for a
+// caller that writes an entry together with other commands. e must not
+// change until then.
+func (q *Queue) EnqueueIn(ctx context.Context, pipe redis.Pipeliner, e *event.Entry) {
+	args := make([]any, xaddArgs)
+	putXAdd(args, make([]int64, timesPerEntry), q.streamArgs[q.ShardOf(e.WorkspaceID, e.ShardKey)], e)
+	_ = pipe.Process(ctx, redis.NewStringCmd(ctx, args...))
+}

@@ -6,15 +6,18 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-contrib/cors"
@@ -30,6 +33,7 @@ import (
 	"github.com/eddy-cdp/eddy/core/engine"
 	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/pipeline"
+	"github.com/eddy-cdp/eddy/core/plugins"
 	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/core/store"
 )
@@ -73,13 +77,16 @@ type Server struct {
 	reg    *prometheus.Registry
 	rdb    *redis.Client
 	store  *store.Store
-	queue  *queue.Queue
-	keys   *collector.KeyCache
-	api    *api.API
-	http   *http.Server
-	ln     net.Listener
-	ready  chan struct{}
-	closed sync.Once
+	queue  *queue.Queue // processed events: storage, sessions and sinks read it
+	ingest *queue.Queue // accepted events, before the processors
+	// plugins runs the installed plugins (worker role), once Run started.
+	pluginRT atomic.Pointer[plugins.Runtime]
+	keys     *collector.KeyCache
+	api      *api.API
+	http     *http.Server
+	ln       net.Listener
+	ready    chan struct{}
+	closed   sync.Once
 }
 
 // New connects to Redis and PostgreSQL, applies the file's workspaces and
@@ -113,7 +120,20 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 		s.Close()
 		return nil, fmt.Errorf("apply workspaces from %s: %w", cfg.Path, err)
 	}
+	specs, err := InstallationSpecs(cfg)
+	if err == nil {
+		err = s.store.SyncInstallations(ctx, specs)
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("apply plugin installations from %s: %w", cfg.Path, err)
+	}
 	s.queue, err = queue.New(s.rdb, queue.Options{Prefix: cfg.Queue.Prefix, Shards: cfg.Queue.Shards, Registerer: s.reg})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.ingest, err = queue.New(s.rdb, queue.Options{Prefix: IngestPrefix(cfg.Queue.Prefix), Shards: cfg.Queue.Shards, Registerer: s.reg, Name: "ingest"})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -135,6 +155,10 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 			return nil, err
 		}
 		if err := engine.RegisterMetrics(s.reg); err != nil {
+			s.Close()
+			return nil, err
+		}
+		if err := plugins.RegisterMetrics(s.reg); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -174,10 +198,41 @@ func WorkspaceSpecs(cfg *config.Config) []store.WorkspaceSpec {
 	return specs
 }
 
+// InstallationSpecs are the file's plugin installations as the store syncs
+// them: each workspace's plugins, in the file's order.
+func InstallationSpecs(cfg *config.Config) ([]store.InstallationSpec, error) {
+	var specs []store.InstallationSpec
+	for _, ws := range cfg.Workspaces {
+		for _, in := range ws.Plugins {
+			config := in.Config
+			if config == nil {
+				config = map[string]any{}
+			}
+			b, err := json.Marshal(config)
+			if err != nil {
+				return nil, fmt.Errorf("workspace %s: plugin %s: config: %w", ws.ID, in.ID, err)
+			}
+			specs = append(specs, store.InstallationSpec{Workspace: ws.ID, PluginID: in.ID, Enabled: in.IsEnabled(), Config: b,
+				RateLimit: in.RateLimit})
+		}
+	}
+	return specs, nil
+}
+
 func (s *Server) has(role string) bool { return slices.Contains(s.roles, role) }
 
-// Queue is the process's queue (for tools and tests).
+// Queue is the process's queue of processed events (for tools and
+// tests).
 func (s *Server) Queue() *queue.Queue { return s.queue }
+
+// Ingest is the queue the collector and sources write to (for tools and
+// tests).
+func (s *Server) Ingest() *queue.Queue { return s.ingest }
+
+// IngestPrefix is the key prefix of the ingest queue: accepted events wait
+// there for the processors, which forward them to the events queue
+// (prefix itself) that storage, the session engine and sinks read.
+func IngestPrefix(prefix string) string { return prefix + ":in" }
 
 // Store is the process's store (for tools and tests).
 func (s *Server) Store() *store.Store { return s.store }
@@ -204,6 +259,13 @@ func (s *Server) routes() (*gin.Engine, error) {
 			Logger:        s.log.With("role", RoleAPI),
 			SecureCookies: s.cfg.Env.SecureCookies,
 			KeysChanged:   s.keysChanged,
+			Manifests:     s.cfg.Manifests,
+			// This process applies a change at once; other workers within
+			// their reload interval.
+			PluginsChanged: s.pluginsChanged,
+			// plugins.yaml sits at the root of Eddy's tree, beside the
+			// plugins shipped with it.
+			BuiltinPluginsDir: filepath.Join(filepath.Dir(s.cfg.Path), "plugins"),
 		})
 		s.api.Register(r)
 		r.NoRoute(func(c *gin.Context) {
@@ -213,7 +275,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 		})
 	}
 	if s.has(RoleCollector) {
-		c := collector.New(s.queue, s.keys, s.cfg.Collector, s.log)
+		c := collector.New(s.ingest, s.keys, s.cfg.Collector, s.log)
 		g := r.Group("/", corsFor(s.cfg.Collector.AllowedOrigins))
 		g.OPTIONS("/v1/*path", func(c *gin.Context) { c.Status(http.StatusNoContent) })
 		c.Register(g)
@@ -331,7 +393,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 8)
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	if s.keys != nil {
@@ -347,12 +409,21 @@ func (s *Server) Run(ctx context.Context) error {
 			MaxBackoff:   s.cfg.Worker.MaxBackoff,
 			Logger:       s.log.With("role", RoleWorker),
 		})
-		eng := engine.New(s.queue, s.store, live.New(s.rdb, s.cfg.Queue.Prefix), engine.Options{
+		rt, err := s.pluginRuntime(bg)
+		if err != nil {
+			return err
+		}
+		s.pluginRT.Store(rt)
+		mirror := live.New(s.rdb, s.cfg.Queue.Prefix)
+		// Session changes reach the workspace's apps with the live state.
+		mirror.SetTap(rt.SessionTap)
+		eng := engine.New(s.queue, s.store, mirror, engine.Options{
 			BatchSize:  s.cfg.Worker.BatchSize,
 			LeaseTTL:   s.cfg.Worker.LeaseTTL,
 			MaxBackoff: s.cfg.Worker.MaxBackoff,
 			Logger:     s.log.With("role", RoleWorker),
 		})
+		s.runPlugins(bg, &wg, errc, rt)
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -398,6 +469,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	stopBG()
 	wg.Wait()
+	if rt := s.pluginRT.Load(); rt != nil {
+		rt.Close(shutdownCtx)
+	}
 	s.Close()
 	return runErr
 }

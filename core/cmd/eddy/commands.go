@@ -13,12 +13,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/eddy-cdp/eddy/core/config"
 	"github.com/eddy-cdp/eddy/core/demo"
 	"github.com/eddy-cdp/eddy/core/pipeline"
+	"github.com/eddy-cdp/eddy/core/plugins"
 	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/core/server"
 	"github.com/eddy-cdp/eddy/core/store"
@@ -34,7 +36,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), migrateCmd(), demoCmd(), dlqCmd(), versionCmd(),
+	root.AddCommand(serveCmd(), migrateCmd(), demoCmd(), dlqCmd(), versionCmd(), pluginCmd(),
 		adminCmd(), orgCmd(), workspaceCmd(), sourceCmd(), apikeyCmd())
 	return root
 }
@@ -211,7 +213,8 @@ func envOr(name, def string) string {
 func dlqCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "dlq", Short: "List and replay dead-lettered messages"}
 	var group string
-	cmd.PersistentFlags().StringVar(&group, "group", pipeline.Group, "consumer group whose dead letters to use")
+	cmd.PersistentFlags().StringVar(&group, "group", pipeline.Group,
+		"consumer group whose dead letters to use: store, sessions, process (the processors), or sink:<installation id>")
 
 	var limit int
 	var after string
@@ -223,7 +226,7 @@ func dlqCmd() *cobra.Command {
 			if limit < 1 || limit > 10000 {
 				return fmt.Errorf("--limit must be between 1 and 10000, got %d", limit)
 			}
-			return withQueue(func(ctx context.Context, q *queue.Queue) error {
+			return withGroupQueue(group, func(ctx context.Context, q *queue.Queue, group string) error {
 				return listDeadLetters(ctx, q, group, after, limit, asJSON)
 			})
 		},
@@ -240,7 +243,7 @@ func dlqCmd() *cobra.Command {
 			if all == (len(ids) > 0) {
 				return fmt.Errorf("give DLQ ids to replay, or --all (not both)")
 			}
-			return withQueue(func(ctx context.Context, q *queue.Queue) error {
+			return withGroupQueue(group, func(ctx context.Context, q *queue.Queue, group string) error {
 				n, err := q.Replay(ctx, group, ids)
 				if err != nil {
 					return err
@@ -303,9 +306,37 @@ func deadJSON(d queue.DeadEntry) map[string]any {
 	}
 }
 
+// withGroupQueue runs f with the queue a consumer group reads and the
+// group's name in it: the ingest queue for the processors (process), a
+// sink installation's own queue for sink:<installation id>, else the
+// events queue.
+func withGroupQueue(group string, f func(ctx context.Context, q *queue.Queue, group string) error) error {
+	return withQueue(func(ctx context.Context, q *queue.Queue, rdb *redis.Client, prefix string) error {
+		switch {
+		case group == plugins.ProcessGroup:
+			in, err := queue.New(rdb, queue.Options{Prefix: server.IngestPrefix(prefix), Shards: q.Shards()})
+			if err != nil {
+				return err
+			}
+			return f(ctx, in, group)
+		case strings.HasPrefix(group, "sink:"):
+			id := strings.TrimPrefix(group, "sink:")
+			if _, err := uuid.Parse(id); err != nil {
+				return fmt.Errorf("--group sink:<installation id>: %q is not an installation id (a UUID)", id)
+			}
+			sq, err := queue.New(rdb, queue.Options{Prefix: plugins.SinkQueuePrefix(prefix, id), Shards: 1})
+			if err != nil {
+				return err
+			}
+			return f(ctx, sq, plugins.DeliverGroup)
+		}
+		return f(ctx, q, group)
+	})
+}
+
 // withQueue runs f with the configured queue and a context cancelled by
 // SIGINT or SIGTERM.
-func withQueue(f func(ctx context.Context, q *queue.Queue) error) error {
+func withQueue(f func(ctx context.Context, q *queue.Queue, rdb *redis.Client, prefix string) error) error {
 	cfg, _, err := loadConfig()
 	if err != nil {
 		return err
@@ -322,7 +353,7 @@ func withQueue(f func(ctx context.Context, q *queue.Queue) error) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	return f(ctx, q)
+	return f(ctx, q, rdb, cfg.Queue.Prefix)
 }
 
 func versionCmd() *cobra.Command {

@@ -1,0 +1,188 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eddy-cdp/eddy/core/event"
+	"github.com/eddy-cdp/eddy/core/queue"
+	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
+)
+
+// ProcessGroup is the consumer group of the ingest queue that runs the
+// processors.
+const ProcessGroup = "process"
+
+// processAttempts is how often a failing processor call is tried, with
+// processBackoff doubling between tries, before its events are
+// dead-lettered (`eddy dlq replay --group process` brings them back).
+const (
+	processAttempts = 3
+	processBackoff  = 200 * time.Millisecond
+)
+
+// Process is the handler of the process group: it runs each workspace's
+// processors on the batch's events, in order, and forwards what they keep
+// to the events queue, atomically with the batch's acknowledgement.
+// Events a processor rejects, and events of a processor that keeps
+// failing, are dead-lettered with the reason; events a processor drops
+// are acknowledged and counted. Workspaces without processors pass
+// straight through. A processor can change an event's payload, batch
+// context and IP, never its workspace, id, type or times, nor add events.
+func (r *Runtime) Process(ctx context.Context, b queue.Batch) ([]queue.DeadLetter, error) {
+	chains := r.chains.Load()
+	var dead []queue.DeadLetter
+	// Messages grouped by workspace, each group in stream order.
+	groups := map[string][]queue.Message{}
+	var order []string
+	for _, m := range b.Messages {
+		if m.Err != nil {
+			dead = append(dead, queue.DeadLetter{Message: m, Reason: "undecodable queue entry: " + m.Err.Error()})
+			continue
+		}
+		ws := m.Entry.WorkspaceID
+		if len(chains[ws]) == 0 {
+			b.Forward(r.events, m, m.Entry)
+			continue
+		}
+		if _, ok := groups[ws]; !ok {
+			order = append(order, ws)
+		}
+		groups[ws] = append(groups[ws], m)
+	}
+	for _, ws := range order {
+		d, err := r.processWorkspace(ctx, &b, chains[ws], groups[ws])
+		if err != nil {
+			return nil, err
+		}
+		dead = append(dead, d...)
+	}
+	return dead, nil
+}
+
+// processWorkspace runs one workspace's chain over its messages. It
+// returns an error only when ctx ends (the batch is delivered again).
+func (r *Runtime) processWorkspace(ctx context.Context, b *queue.Batch, chain []*running, msgs []queue.Message) ([]queue.DeadLetter, error) {
+	byID := make(map[string]int, len(msgs))
+	cur := make([]eddyplugin.Event, len(msgs))
+	for i, m := range msgs {
+		byID[m.Entry.MessageID] = i
+		cur[i] = toPluginEvent(&m.Entry)
+	}
+	var dead []queue.DeadLetter
+	for _, ru := range chain {
+		// The events this processor may see; the others pass it by.
+		var in, by []eddyplugin.Event
+		for _, e := range cur {
+			if ru.receives(e.Type) {
+				in = append(in, e)
+			} else {
+				by = append(by, e)
+			}
+		}
+		if len(in) == 0 {
+			continue
+		}
+		kept, rejected, err := r.callProcessor(ctx, ru, in)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			for _, e := range in {
+				dead = append(dead, queue.DeadLetter{Message: msgs[byID[e.MessageID]],
+					Reason: fmt.Sprintf("processor %s failed %d times: %v", ru.in.PluginID, processAttempts, err)})
+			}
+			cur = by
+			continue
+		}
+		sent := make(map[string]bool, len(in))
+		for _, e := range in {
+			sent[e.MessageID] = true
+		}
+		for _, rj := range rejected {
+			if i, ok := byID[rj.MessageID]; ok && sent[rj.MessageID] {
+				delete(sent, rj.MessageID) // one verdict per event
+				dead = append(dead, queue.DeadLetter{Message: msgs[i], Reason: fmt.Sprintf("rejected by processor %s: %s", ru.in.PluginID, rj.Reason)})
+			}
+		}
+		next := by
+		for _, e := range kept {
+			if !sent[e.MessageID] {
+				// Not an event it was given (or given twice): a processor
+				// cannot add events.
+				ru.stats.fail(fmt.Errorf("processor returned unknown or repeated event %q", e.MessageID))
+				continue
+			}
+			delete(sent, e.MessageID)
+			orig := msgs[byID[e.MessageID]].Entry
+			next = append(next, keepIdentity(e, &orig))
+		}
+		ru.stats.events(int64(len(in)), int64(len(kept)), int64(len(rejected)))
+		cur = next
+	}
+	// Forward in stream order: the queue acknowledges by message, so the
+	// call order does not matter, but a reader sees a visitor's events in
+	// the order they came.
+	for _, e := range cur {
+		m := msgs[byID[e.MessageID]]
+		out := m.Entry
+		out.Payload, out.Context, out.IP = e.Payload, e.BatchContext, e.IP
+		b.Forward(r.events, m, out)
+	}
+	return dead, nil
+}
+
+// callProcessor calls a processor, retrying a failed call with backoff.
+func (r *Runtime) callProcessor(ctx context.Context, ru *running, in []eddyplugin.Event) (kept []eddyplugin.Event, rejected []eddyplugin.Rejection, err error) {
+	wait := processBackoff
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		kept, rejected, err = ru.process(ctx, in)
+		ru.stats.call(time.Since(start), err)
+		if err == nil || attempt == processAttempts || ctx.Err() != nil {
+			return kept, rejected, err
+		}
+		r.log.Warn("processor call failed; retrying", "installation", ru.in.ID, "plugin_id", ru.in.PluginID, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// process runs the installation's processor once.
+func (ru *running) process(ctx context.Context, in []eddyplugin.Event) (kept []eddyplugin.Event, rejected []eddyplugin.Rejection, err error) {
+	switch {
+	case ru.initErr != nil:
+		return nil, nil, fmt.Errorf("%w: %v", errNotStarted, ru.initErr)
+	case ru.sup != nil:
+		err = ru.sup.Do(ctx, func(c *eddyplugin.Client) error {
+			var cerr error
+			kept, rejected, cerr = c.Process(ctx, ru.in.ID, in)
+			return cerr
+		})
+		return kept, rejected, err
+	case ru.module != nil:
+		return wasmProcess(ctx, ru.module, in)
+	}
+	return nil, nil, errors.New("installation has no runtime")
+}
+
+// keepIdentity takes from a processed event only what a processor may
+// change: payload, batch context and IP.
+func keepIdentity(e eddyplugin.Event, orig *event.Entry) eddyplugin.Event {
+	out := toPluginEvent(orig)
+	out.Payload, out.BatchContext, out.IP = e.Payload, e.BatchContext, e.IP
+	return out
+}
+
+func toPluginEvent(e *event.Entry) eddyplugin.Event {
+	return eddyplugin.Event{
+		MessageID: e.MessageID, WorkspaceID: e.WorkspaceID, SourceID: e.SourceID, Type: e.Type,
+		Timestamp: e.Timestamp, ReceivedAt: e.ReceivedAt, Payload: e.Payload, BatchContext: e.Context, IP: e.IP,
+	}
+}

@@ -1,0 +1,524 @@
+package plugins
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eddy-cdp/eddy/core/config"
+	"github.com/eddy-cdp/eddy/core/event"
+	"github.com/eddy-cdp/eddy/core/live"
+	"github.com/eddy-cdp/eddy/core/plugin"
+	"github.com/eddy-cdp/eddy/core/pluginhost"
+	"github.com/eddy-cdp/eddy/core/queue"
+	"github.com/eddy-cdp/eddy/core/store"
+	"github.com/eddy-cdp/eddy/internal/testenv"
+	"github.com/eddy-cdp/eddy/sdk/plugintest"
+)
+
+// Built once: the test processor (it marks properties.plugin_saw and
+// refuses events named "Refuse Me") and the real webhook sink.
+var (
+	buildOnce          sync.Once
+	upperM, webhookM   *plugin.Manifest
+	mqttM, cartM       *plugin.Manifest
+	buildErr           error
+	wsA, wsB           = "0000000a-0000-4000-8000-000000000000", "0000000b-0000-4000-8000-000000000000"
+	testSecret         = "0123456789abcdef-secret"
+	defaultTestTimeout = 20 * time.Second
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pluginhost.CleanupClients()
+	os.Exit(code)
+}
+
+func manifests(t *testing.T) {
+	t.Helper()
+	buildOnce.Do(func() {
+		// Built under the first test; the folders outlive it through a
+		// process-level temp dir.
+		bt := &keepTB{TB: t}
+		upperM = plugintest.Build(bt, "../pluginhost/testdata/upper")
+		webhookM = plugintest.Build(bt, "../../plugins/sinks/webhook")
+		mqttM = plugintest.Build(bt, "../../plugins/sources/mqtt")
+		cartM = plugintest.Build(bt, "../../plugins/apps/cart_recovery")
+	})
+	if upperM == nil || webhookM == nil || mqttM == nil || cartM == nil {
+		t.Fatal("building the test plugins failed in an earlier test")
+	}
+}
+
+// keepTB gives Build a temp dir that outlives one test.
+type keepTB struct{ testing.TB }
+
+func (k *keepTB) TempDir() string {
+	d, err := os.MkdirTemp("", "eddy-plugins-test-")
+	if err != nil {
+		k.Fatal(err)
+	}
+	return d
+}
+
+// harness is a runtime over real Redis queues with the process and route
+// groups running, as the worker runs them.
+type harness struct {
+	t      *testing.T
+	rt     *Runtime
+	ingest *queue.Queue
+	events *queue.Queue
+	rdb    *redis.Client
+	mu     sync.Mutex
+	ins    []Installation
+}
+
+func newHarness(t *testing.T, ins ...Installation) *harness {
+	t.Helper()
+	manifests(t)
+	rdb, prefix := testenv.Redis(t)
+	ingest, err := queue.New(rdb, queue.Options{Prefix: prefix + ":in", Shards: 2})
+	testenv.Must(t, err, "ingest queue")
+	events, err := queue.New(rdb, queue.Options{Prefix: prefix, Shards: 2})
+	testenv.Must(t, err, "events queue")
+	h := &harness{t: t, ingest: ingest, events: events, ins: ins, rdb: rdb}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	catalog := func(_ context.Context, _, id string) (Plugin, error) {
+		switch id {
+		case upperM.ID:
+			return Plugin{Manifest: upperM}, nil
+		case webhookM.ID:
+			return Plugin{Manifest: webhookM}, nil
+		case mqttM.ID:
+			return Plugin{Manifest: mqttM}, nil
+		case cartM.ID:
+			return Plugin{Manifest: cartM}, nil
+		}
+		return Plugin{}, fmt.Errorf("unknown plugin %s", id)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.rt, err = New(ctx, h.list, catalog, rdb, events, Options{
+		Prefix: prefix, Worker: "w1", Logger: log, Ingest: ingest, Collector: defaultCollector(t),
+		Sinks: SinkOptions{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, LeaseTTL: time.Second, Block: 50 * time.Millisecond},
+	})
+	testenv.Must(t, err, "new runtime")
+	testenv.Must(t, h.rt.Reload(ctx), "reload")
+	var wg sync.WaitGroup
+	for _, c := range []struct {
+		q     *queue.Queue
+		group string
+		h     queue.Handler
+	}{{ingest, ProcessGroup, h.rt.Process}, {events, RouteGroup, h.rt.Route}} {
+		testenv.Must(t, c.q.EnsureGroup(ctx, c.group), "group")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.q.Consume(ctx, queue.ConsumerOptions{Group: c.group, Consumer: "w1", Block: 50 * time.Millisecond,
+				LeaseTTL: time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Logger: log}, c.h)
+		}()
+	}
+	testenv.Must(t, events.EnsureGroup(ctx, "store"), "store group")
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		h.rt.Close(context.Background())
+	})
+	return h
+}
+
+func (h *harness) list(context.Context) ([]Installation, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Installation(nil), h.ins...), nil
+}
+
+// set replaces the installations and reloads, as the API's changes are
+// picked up.
+func (h *harness) set(ins ...Installation) {
+	h.mu.Lock()
+	h.ins = ins
+	h.mu.Unlock()
+	testenv.Must(h.t, h.rt.Reload(context.Background()), "reload")
+}
+
+func entry(ws, id, name string) event.Entry {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	return event.Entry{WorkspaceID: ws, SourceID: "00000000-0000-4000-8000-0000000000f0", MessageID: id, Type: "track",
+		ShardKey: "anon-" + id, ReceivedAt: now, Timestamp: now, IP: "203.0.113.9",
+		Payload: []byte(`{"type":"track","event":"` + name + `","anonymousId":"anon-` + id + `","messageId":"` + id + `"}`)}
+}
+
+// stored reads what reached the events queue (what storage reads), by
+// message id.
+func (h *harness) stored(want int) map[string]event.Entry {
+	h.t.Helper()
+	got := map[string]event.Entry{}
+	testenv.Eventually(h.t, defaultTestTimeout, fmt.Sprintf("%d events in the events queue", want), func() bool {
+		ctx := context.Background()
+		for shard := range h.events.Shards() {
+			msgs, err := h.events.Range(ctx, shard, "-", "+", 10000)
+			if err != nil {
+				h.t.Fatalf("range: %v", err)
+			}
+			for _, m := range msgs {
+				got[m.Entry.MessageID] = m.Entry
+			}
+		}
+		return len(got) >= want
+	})
+	return got
+}
+
+// storedNow reads the events queue as it is.
+func (h *harness) storedNow() map[string]event.Entry {
+	got := map[string]event.Entry{}
+	for shard := range h.events.Shards() {
+		msgs, err := h.events.Range(context.Background(), shard, "-", "+", 10000)
+		if err != nil {
+			h.t.Fatalf("range: %v", err)
+		}
+		for _, m := range msgs {
+			got[m.Entry.MessageID] = m.Entry
+		}
+	}
+	return got
+}
+
+func processorIn(ws string, pos int) Installation {
+	return Installation{ID: "proc-" + ws[:8], WorkspaceID: ws, PluginID: "processor.upper", Enabled: true, Config: json.RawMessage(`{}`), Position: pos, UpdatedAt: time.Unix(1, 0)}
+}
+
+func webhookIn(id, ws, url string, rateLimit float64) Installation {
+	cfg, _ := json.Marshal(map[string]any{"url": url, "secret": testSecret, "batch_size": 50})
+	return Installation{ID: id, WorkspaceID: ws, PluginID: "sink.webhook", Enabled: true, Config: cfg, RateLimit: rateLimit, UpdatedAt: time.Unix(1, 0)}
+}
+
+// A processor enabled in workspace A changes A's events, never sees B's;
+// what it rejects is dead-lettered; B's events pass through unchanged.
+func TestProcessorsRunPerWorkspace(t *testing.T) {
+	h := newHarness(t, processorIn(wsA, 0))
+	ctx := context.Background()
+	testenv.Must(t, h.ingest.Enqueue(ctx, []event.Entry{
+		entry(wsA, "a1", "Viewed"), entry(wsB, "b1", "Viewed"), entry(wsA, "a2", "Refuse Me"), entry(wsB, "b2", "Refuse Me"),
+	}), "enqueue")
+	got := h.stored(3)
+	if len(got) != 3 {
+		t.Fatalf("events queue holds %d events, want 3 (a1, b1, b2): %v", len(got), got)
+	}
+	if !strings.Contains(string(got["a1"].Payload), `"plugin_saw":true`) {
+		t.Errorf("a1 was not processed: %s", got["a1"].Payload)
+	}
+	for _, id := range []string{"b1", "b2"} {
+		if strings.Contains(string(got[id].Payload), "plugin_saw") {
+			t.Errorf("workspace B's %s reached A's processor: %s", id, got[id].Payload)
+		}
+	}
+	if got["a1"].IP != "203.0.113.9" || got["a1"].WorkspaceID != wsA {
+		t.Errorf("a1 lost its identity: %+v", got["a1"])
+	}
+	testenv.Eventually(t, defaultTestTimeout, "a2 dead-lettered", func() bool {
+		d, _ := h.ingest.DeadLetters(ctx, ProcessGroup, "", 10)
+		return len(d) == 1 && d[0].Entry.MessageID == "a2" && strings.Contains(d[0].Reason, "rejected by processor processor.upper: refused on request")
+	})
+}
+
+// webhookServer records delivered message ids; fail decides the answer
+// for each request.
+type webhookServer struct {
+	*httptest.Server
+	mu        sync.Mutex
+	delivered map[string]int
+	requests  atomic.Int64
+}
+
+func newWebhookServer(t *testing.T, answer func(n int64) int) *webhookServer {
+	w := &webhookServer{delivered: map[string]int{}}
+	w.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		n := w.requests.Add(1)
+		code := answer(n)
+		body, _ := io.ReadAll(r.Body)
+		if code != http.StatusOK {
+			if code == http.StatusTooManyRequests {
+				rw.Header().Set("Retry-After", "1")
+			}
+			rw.WriteHeader(code)
+			return
+		}
+		var b struct {
+			Batch []struct {
+				MessageID string `json:"messageId"`
+			} `json:"batch"`
+		}
+		if err := json.Unmarshal(body, &b); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		w.mu.Lock()
+		for _, m := range b.Batch {
+			w.delivered[m.MessageID]++
+		}
+		w.mu.Unlock()
+	}))
+	t.Cleanup(w.Close)
+	return w
+}
+
+func (w *webhookServer) ids() (ids []string, dup bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, n := range w.delivered {
+		ids = append(ids, id)
+		dup = dup || n > 1
+	}
+	sort.Strings(ids)
+	return ids, dup
+}
+
+func entries(ws, prefix string, n int) []event.Entry {
+	out := make([]event.Entry, n)
+	for i := range out {
+		out[i] = entry(ws, fmt.Sprintf("%s%03d", prefix, i), "Viewed")
+	}
+	return out
+}
+
+// A sink that is down gets every event once it is back, once each; a
+// sink of workspace A never receives workspace B's events; a failing
+// sink holds back neither storage nor another sink.
+func TestSinkDownThenBackAndIsolated(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	slow := newWebhookServer(t, func(int64) int {
+		if down.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	fine := newWebhookServer(t, func(int64) int { return http.StatusOK })
+	h := newHarness(t, webhookIn("sink-down", wsA, slow.URL, 0), webhookIn("sink-fine", wsA, fine.URL, 0))
+	ctx := context.Background()
+	testenv.Must(t, h.ingest.Enqueue(ctx, append(entries(wsA, "a", 60), entries(wsB, "b", 40)...)), "enqueue")
+
+	// Storage and the healthy sink get everything meanwhile.
+	h.stored(100)
+	testenv.Eventually(t, defaultTestTimeout, "the healthy sink has A's 60 events", func() bool {
+		ids, _ := fine.ids()
+		return len(ids) == 60
+	})
+	testenv.Eventually(t, defaultTestTimeout, "the down sink was retried", func() bool { return slow.requests.Load() >= 3 })
+	if ids, _ := slow.ids(); len(ids) != 0 {
+		t.Fatalf("the down sink recorded %d events", len(ids))
+	}
+	down.Store(false)
+	testenv.Eventually(t, defaultTestTimeout, "the sink that came back has A's 60 events", func() bool {
+		ids, _ := slow.ids()
+		return len(ids) == 60
+	})
+	for _, w := range []*webhookServer{slow, fine} {
+		ids, dup := w.ids()
+		if dup {
+			t.Errorf("a sink received an event twice")
+		}
+		for _, id := range ids {
+			if !strings.HasPrefix(id, "a") {
+				t.Errorf("workspace A's sink received %s", id)
+			}
+		}
+	}
+}
+
+// Events a destination refuses for good are dead-lettered, and replayed
+// once it accepts them.
+func TestSinkDeadLettersAndReplay(t *testing.T) {
+	var refuse atomic.Bool
+	refuse.Store(true)
+	w := newWebhookServer(t, func(int64) int {
+		if refuse.Load() {
+			return http.StatusBadRequest
+		}
+		return http.StatusOK
+	})
+	h := newHarness(t, webhookIn("sink-dlq", wsA, w.URL, 0))
+	ctx := context.Background()
+	testenv.Must(t, h.ingest.Enqueue(ctx, entries(wsA, "a", 5)), "enqueue")
+	var dead []queue.DeadEntry
+	testenv.Eventually(t, defaultTestTimeout, "5 dead letters", func() bool {
+		var err error
+		dead, err = h.rt.DeadLetters(ctx, "sink-dlq", "", 100)
+		return err == nil && len(dead) == 5
+	})
+	if !strings.Contains(dead[0].Reason, "refused by sink.webhook: HTTP 400") {
+		t.Errorf("reason = %q", dead[0].Reason)
+	}
+	refuse.Store(false)
+	n, err := h.rt.Replay(ctx, "sink-dlq", nil)
+	testenv.Must(t, err, "replay")
+	if n != 5 {
+		t.Fatalf("replayed %d, want 5", n)
+	}
+	testenv.Eventually(t, defaultTestTimeout, "replayed events delivered", func() bool {
+		ids, _ := w.ids()
+		return len(ids) == 5
+	})
+}
+
+// A throttled sink is paced by its rate limit; a 429's Retry-After is
+// honoured.
+func TestSinkThrottled(t *testing.T) {
+	w := newWebhookServer(t, func(n int64) int {
+		if n == 1 {
+			return http.StatusTooManyRequests
+		}
+		return http.StatusOK
+	})
+	h := newHarness(t, webhookIn("sink-slow", wsA, w.URL, 10))
+	ctx := context.Background()
+	start := time.Now()
+	testenv.Must(t, h.ingest.Enqueue(ctx, entries(wsA, "a", 30)), "enqueue")
+	testenv.Eventually(t, defaultTestTimeout, "30 events delivered", func() bool {
+		ids, _ := w.ids()
+		return len(ids) == 30
+	})
+	// 30 events at 10/s with a burst of 10, after a 1s Retry-After: at
+	// least 2s + 1s whatever the machine's speed.
+	if d := time.Since(start); d < 2900*time.Millisecond {
+		t.Errorf("30 events at 10/s after a Retry-After of 1s took %s", d)
+	}
+}
+
+// An installation changed or removed through the API takes effect at the
+// next reload, without a restart.
+func TestReloadAppliesChanges(t *testing.T) {
+	w := newWebhookServer(t, func(int64) int { return http.StatusOK })
+	h := newHarness(t)
+	ctx := context.Background()
+	testenv.Must(t, h.ingest.Enqueue(ctx, entries(wsA, "x", 3)), "enqueue")
+	h.stored(3)
+	h.set(processorIn(wsA, 0), webhookIn("sink-new", wsA, w.URL, 0))
+	testenv.Must(t, h.ingest.Enqueue(ctx, entries(wsA, "y", 3)), "enqueue")
+	got := h.stored(6)
+	if !strings.Contains(string(got["y000"].Payload), "plugin_saw") || strings.Contains(string(got["x000"].Payload), "plugin_saw") {
+		t.Errorf("the processor installed later should see y, not x: %s / %s", got["y000"].Payload, got["x000"].Payload)
+	}
+	testenv.Eventually(t, defaultTestTimeout, "the new sink gets y", func() bool {
+		ids, _ := w.ids()
+		return len(ids) == 3
+	})
+	h.set() // uninstalled
+	testenv.Must(t, h.ingest.Enqueue(ctx, entries(wsA, "z", 3)), "enqueue")
+	got = h.stored(9)
+	if strings.Contains(string(got["z000"].Payload), "plugin_saw") {
+		t.Errorf("an uninstalled processor still ran: %s", got["z000"].Payload)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if ids, _ := w.ids(); len(ids) != 3 {
+		t.Errorf("an uninstalled sink received %v", ids)
+	}
+}
+
+// A source installation's messages take the collector's path: validated,
+// queued on the ingest queue with the installation as their source, then
+// processed and stored; the broker's messages are acknowledged only then.
+func TestSourceFeedsTheIngestQueue(t *testing.T) {
+	topic := "eddytest/" + strings.ReplaceAll(testenv.RandomName("s"), "_", "")
+	cfg, _ := json.Marshal(map[string]any{"broker": "tcp://127.0.0.1:1883", "topics": []string{topic + "/+/temp"},
+		"anonymous_id_topic_level": 2, "event": "Temperature", "flush_ms": 20})
+	src := Installation{ID: "00000000-0000-4000-8000-00000000005c", WorkspaceID: wsA, PluginID: "source.mqtt", Enabled: true, Config: cfg, UpdatedAt: time.Unix(1, 0)}
+	h := newHarness(t, src, processorIn(wsA, 0))
+
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:1883").SetClientID(testenv.RandomName("pub")))
+	if tok := pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect to Mosquitto at 127.0.0.1:1883: %v", tok.Error())
+	}
+	defer pub.Disconnect(100)
+	// The source subscribes once it holds its lease and the plugin runs.
+	var got map[string]event.Entry
+	testenv.Eventually(t, defaultTestTimeout, "an MQTT message in the events queue", func() bool {
+		pub.Publish(topic+"/sensor-7/temp", 1, false, `{"celsius":21.5}`).Wait()
+		got = h.storedNow()
+		return len(got) > 0
+	})
+	for _, e := range got {
+		if e.WorkspaceID != wsA || e.SourceID != src.ID || e.Type != "track" {
+			t.Fatalf("source event = %+v", e)
+		}
+		for _, want := range []string{`"event":"Temperature"`, `"anonymousId":"sensor-7"`, `"celsius":21.5`, `"plugin_saw":true`} {
+			if !strings.Contains(string(e.Payload), want) {
+				t.Errorf("payload lacks %s: %s", want, e.Payload)
+			}
+		}
+	}
+}
+
+// defaultCollector is the collector's default limits, as plugins.yaml
+// without settings gives them.
+func defaultCollector(t *testing.T) config.Collector {
+	cfg, err := config.Parse("plugins.yaml", []byte("version: 1\n"), func(string) (string, bool) { return "", false })
+	testenv.Must(t, err, "default configuration")
+	return cfg.Collector
+}
+
+// A session that closes with a cart and no order reaches the workspace's
+// cart-recovery app, whose action becomes an event that the workspace's
+// webhook sink delivers; a redelivered change asks for nothing twice, and
+// another workspace's sessions never reach the app.
+func TestAppActionDeliveredBySink(t *testing.T) {
+	w := newWebhookServer(t, func(int64) int { return http.StatusOK })
+	app := Installation{ID: "00000000-0000-4000-8000-0000000000ca", WorkspaceID: wsA, PluginID: "app.cart_recovery", Enabled: true,
+		Config: json.RawMessage(`{"action_type":"cart_abandoned","currency":"EUR"}`), UpdatedAt: time.Unix(1, 0)}
+	h := newHarness(t, app, webhookIn("sink-actions", wsA, w.URL, 0))
+	ctx := context.Background()
+	now := time.Now().UTC()
+	closed := func(ws, id string, orders int) *live.Change {
+		return &live.Change{Kind: "closed", Session: store.StoredSession{ID: id, AnonymousID: "anon-" + id, StartedAt: now.Add(-time.Hour),
+			LastEventAt: now.Add(-40 * time.Minute), Events: 3, ChannelGroup: "Direct", OrdersCount: orders, Closed: true, UpdatedAt: now,
+			Cart: &store.SessionCart{Items: []store.CartItem{{ProductID: "p1", Price: 20, Quantity: 2}}, Value: 40}}}
+	}
+	tap := func(ws string, c *live.Change) {
+		pipe := h.rdb.Pipeline()
+		h.rt.SessionTap(ctx, pipe, ws, c)
+		_, err := pipe.Exec(ctx)
+		testenv.Must(t, err, "tap")
+	}
+	tap(wsA, closed(wsA, "s-abandoned", 0))
+	tap(wsA, closed(wsA, "s-abandoned", 0)) // redelivered
+	tap(wsA, closed(wsA, "s-bought", 1))
+	tap(wsB, closed(wsB, "s-other", 0))
+
+	testenv.Eventually(t, defaultTestTimeout, "the action delivered by the webhook", func() bool {
+		ids, _ := w.ids()
+		return len(ids) == 1
+	})
+	time.Sleep(500 * time.Millisecond)
+	ids, dup := w.ids()
+	if len(ids) != 1 || dup {
+		t.Fatalf("webhook received %v (duplicates: %v), want one action", ids, dup)
+	}
+	var action event.Entry
+	for _, e := range h.storedNow() {
+		if e.Type == "track" && strings.Contains(string(e.Payload), `"event":"cart_abandoned"`) {
+			action = e
+		}
+	}
+	for _, want := range []string{`"anonymousId":"anon-s-abandoned"`, `"session_id":"s-abandoned"`, `"app.cart_recovery"`} {
+		if !strings.Contains(string(action.Payload), want) {
+			t.Errorf("action event lacks %s: %s", want, action.Payload)
+		}
+	}
+	if action.WorkspaceID != wsA || action.SourceID != app.ID {
+		t.Errorf("action event belongs to %s/%s", action.WorkspaceID, action.SourceID)
+	}
+}

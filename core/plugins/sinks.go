@@ -1,0 +1,369 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/eddy-cdp/eddy/core/queue"
+	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
+)
+
+// RouteGroup is the consumer group of the events queue that copies events
+// to the sink installations' queues.
+const RouteGroup = "route"
+
+// DeliverGroup is the consumer group of a sink installation's queue.
+const DeliverGroup = "deliver"
+
+// SinkOptions tune sink delivery.
+type SinkOptions struct {
+	// BatchSize is the most events per Write; 500 if zero.
+	BatchSize int
+	// MinBackoff and MaxBackoff bound the wait between retries of a
+	// destination that is down or busy; 500ms and 1m if zero. A
+	// destination's Retry-After is honoured up to an hour.
+	MinBackoff, MaxBackoff time.Duration
+	// MaxRejects is how often one event may come back for retry from a
+	// destination that otherwise accepts writes before it is
+	// dead-lettered; 10 if zero. While every write fails, events wait
+	// instead: the destination is down, not refusing them.
+	MaxRejects int
+	// LeaseTTL and Block tune the delivery consumer (see
+	// queue.ConsumerOptions); defaults if zero.
+	LeaseTTL, Block time.Duration
+}
+
+func (o SinkOptions) withDefaults() SinkOptions {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 500 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = time.Minute
+	}
+	if o.MaxRejects <= 0 {
+		o.MaxRejects = 10
+	}
+	return o
+}
+
+// maxRetryAfter caps how long a destination can ask Eddy to wait.
+const maxRetryAfter = time.Hour
+
+// Route is the handler of the route group: it copies each event to the
+// queue of every running sink installation of its workspace that
+// receives its type, atomically with the batch's acknowledgement.
+func (r *Runtime) Route(_ context.Context, b queue.Batch) ([]queue.DeadLetter, error) {
+	sinks := r.sinksOf.Load()
+	var dead []queue.DeadLetter
+	for _, m := range b.Messages {
+		if m.Err != nil {
+			dead = append(dead, queue.DeadLetter{Message: m, Reason: "undecodable queue entry: " + m.Err.Error()})
+			continue
+		}
+		for _, ru := range sinks[m.Entry.WorkspaceID] {
+			if ru.receives(m.Entry.Type) {
+				b.Forward(ru.sink.q, m, m.Entry)
+			}
+		}
+	}
+	return dead, nil
+}
+
+// loop consumes one installation's own queue (a sink's or an app's).
+type loop struct {
+	r      *Runtime
+	ru     *running
+	q      *queue.Queue
+	group  string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// sinkLoop delivers one sink installation's queue.
+type sinkLoop struct {
+	*loop
+	limiter *rate.Limiter
+	opts    SinkOptions
+	// rejects counts, per message id, how often a destination that
+	// accepted the rest of a write sent the event back.
+	mu      sync.Mutex
+	rejects map[string]int
+}
+
+// SinkQueuePrefix is the key prefix of a sink installation's queue (one
+// shard; its dead letters are those of DeliverGroup).
+func SinkQueuePrefix(prefix, installationID string) string {
+	return prefix + ":sink:" + installationID
+}
+
+// SinkQueue returns the queue of a sink installation.
+func SinkQueue(r *Runtime, installationID string) (*queue.Queue, error) {
+	return queue.New(r.rdb, queue.Options{Prefix: SinkQueuePrefix(r.opts.Prefix, installationID), Shards: 1})
+}
+
+func (r *Runtime) startSink(ru *running) *sinkLoop {
+	q, err := SinkQueue(r, ru.in.ID)
+	if err != nil { // only invalid options, which these are not
+		panic(err)
+	}
+	opts := r.opts.Sinks.withDefaults()
+	lim := rate.NewLimiter(rate.Inf, 0)
+	if ru.in.RateLimit > 0 {
+		// Batches of at most a second's worth, so a slow limit paces
+		// writes instead of holding a large batch back.
+		burst := max(1, int(ru.in.RateLimit))
+		lim = rate.NewLimiter(rate.Limit(ru.in.RateLimit), burst)
+		opts.BatchSize = min(opts.BatchSize, burst)
+	}
+	s := &sinkLoop{limiter: lim, opts: opts, rejects: map[string]int{}}
+	s.loop = r.startLoop(ru, q, DeliverGroup, opts.BatchSize, s.deliver)
+	return s
+}
+
+// startLoop consumes q's single shard with h, in group.
+func (r *Runtime) startLoop(ru *running, q *queue.Queue, group string, batchSize int, h queue.Handler) *loop {
+	opts := r.opts.Sinks.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &loop{r: r, ru: ru, q: q, group: group, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		if err := q.EnsureGroup(ctx, group); err != nil && ctx.Err() == nil {
+			r.log.Warn("create consumer group", "installation", ru.in.ID, "group", group, "err", err)
+		}
+		go l.trimLoop(ctx)
+		_ = q.Consume(ctx, queue.ConsumerOptions{
+			Group:     group,
+			Consumer:  r.opts.Worker,
+			BatchSize: batchSize,
+			LeaseTTL:  opts.LeaseTTL,
+			Block:     opts.Block,
+			// A destination that is down makes a sink's handler wait
+			// inside; this paces a plugin that is unavailable.
+			MaxBackoff: opts.MaxBackoff,
+			Logger:     r.log.With("installation", ru.in.ID, "plugin_id", ru.in.PluginID),
+		}, h)
+	}()
+	return l
+}
+
+func (l *loop) stop() {
+	l.cancel()
+	<-l.done
+}
+
+func (l *loop) trimLoop(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _ = l.q.Trim(ctx)
+		}
+	}
+}
+
+// measure records the queue's lag and dead letters.
+func (s *loop) measure(ctx context.Context) {
+	st, err := s.q.Stats(ctx)
+	if err == nil && len(st) == 1 {
+		for _, g := range st[0].Groups {
+			if g.Name == s.group {
+				lag := max(g.Lag, 0) + g.Pending
+				s.ru.stats.lag.Store(lag)
+				sinkLag.WithLabelValues(s.ru.in.PluginID, s.ru.in.WorkspaceID).Set(float64(lag))
+			}
+		}
+	}
+	if n, err := s.q.DeadLetterCount(ctx, s.group); err == nil {
+		s.ru.stats.dead.Store(n)
+		sinkDeadLetters.WithLabelValues(s.ru.in.PluginID, s.ru.in.WorkspaceID).Set(float64(n))
+	}
+}
+
+// deliver writes a batch to the sink. Events the destination refuses for
+// good are dead-lettered; events it asks to retry are written again after
+// a backoff (or its Retry-After), for as long as the destination stays
+// down: the batch is acknowledged only when every event is delivered or
+// dead-lettered. It returns an error only when ctx ends or the plugin is
+// unavailable (the batch is then delivered again: at least once).
+func (s *sinkLoop) deliver(ctx context.Context, b queue.Batch) ([]queue.DeadLetter, error) {
+	var dead []queue.DeadLetter
+	msgs := map[string]queue.Message{}
+	var todo []eddyplugin.Event
+	for _, m := range b.Messages {
+		if m.Err != nil {
+			dead = append(dead, queue.DeadLetter{Message: m, Reason: "undecodable queue entry: " + m.Err.Error()})
+			continue
+		}
+		if _, dup := msgs[m.Entry.MessageID]; dup {
+			continue // the same event routed twice: deliver it once
+		}
+		msgs[m.Entry.MessageID] = m
+		todo = append(todo, toPluginEvent(&m.Entry))
+	}
+	wait := s.opts.MinBackoff
+	for len(todo) > 0 {
+		if err := s.throttle(ctx, len(todo)); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		res, err := s.write(ctx, todo)
+		s.ru.stats.call(time.Since(start), err)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			var pe *eddyplugin.PluginError
+			if !errors.As(err, &pe) {
+				// The plugin itself is down (crashed, restarting, disabled):
+				// the queue retries the batch with its backoff.
+				return nil, err
+			}
+			// The plugin failed the whole write: the destination is down.
+			s.r.log.Warn("sink write failed; retrying", "installation", s.ru.in.ID, "events", len(todo), "wait", wait, "err", err)
+			if !sleep(ctx, jitter(wait)) {
+				return nil, ctx.Err()
+			}
+			wait = min(wait*2, s.opts.MaxBackoff)
+			continue
+		}
+		retry := map[string]bool{}
+		for _, id := range res.Retry {
+			retry[id] = true
+		}
+		var failed int64
+		for _, rj := range res.Rejected {
+			if m, ok := msgs[rj.MessageID]; ok && !retry[rj.MessageID] {
+				dead = append(dead, queue.DeadLetter{Message: m, Reason: fmt.Sprintf("refused by %s: %s", s.ru.in.PluginID, rj.Reason)})
+				failed++
+			}
+		}
+		var next []eddyplugin.Event
+		for _, e := range todo {
+			if !retry[e.MessageID] {
+				continue
+			}
+			next = append(next, e)
+		}
+		delivered := int64(len(todo)-len(next)) - failed
+		s.ru.stats.events(int64(len(todo)), delivered, failed)
+		if len(next) > 0 && len(next) < len(todo) {
+			// The destination took part of the write: an event that keeps
+			// coming back is refused, not delayed.
+			next, dead = s.countRejects(next, msgs, dead)
+		}
+		todo = next
+		if len(todo) == 0 {
+			break
+		}
+		d := jitter(wait)
+		if res.RetryAfter > 0 {
+			d = min(res.RetryAfter, maxRetryAfter)
+		}
+		if !sleep(ctx, d) {
+			return nil, ctx.Err()
+		}
+		wait = min(wait*2, s.opts.MaxBackoff)
+	}
+	s.mu.Lock()
+	for id := range msgs {
+		delete(s.rejects, id)
+	}
+	s.mu.Unlock()
+	return dead, nil
+}
+
+// throttle waits until the rate limit allows n more events.
+func (s *sinkLoop) throttle(ctx context.Context, n int) error {
+	if s.limiter.Limit() == rate.Inf {
+		return nil
+	}
+	for n > 0 {
+		k := min(n, s.limiter.Burst())
+		if err := s.limiter.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+// countRejects dead-letters the events sent back MaxRejects times by a
+// destination that accepted others.
+func (s *sinkLoop) countRejects(next []eddyplugin.Event, msgs map[string]queue.Message, dead []queue.DeadLetter) ([]eddyplugin.Event, []queue.DeadLetter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := next[:0]
+	for _, e := range next {
+		s.rejects[e.MessageID]++
+		if s.rejects[e.MessageID] >= s.opts.MaxRejects {
+			dead = append(dead, queue.DeadLetter{Message: msgs[e.MessageID],
+				Reason: fmt.Sprintf("%s asked to retry it %d times while accepting other events", s.ru.in.PluginID, s.rejects[e.MessageID])})
+			delete(s.rejects, e.MessageID)
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return keep, dead
+}
+
+// write hands events to the sink plugin.
+func (s *sinkLoop) write(ctx context.Context, events []eddyplugin.Event) (eddyplugin.WriteResult, error) {
+	ru := s.ru
+	if ru.sup == nil {
+		return eddyplugin.WriteResult{}, errors.New("sink has no running plugin")
+	}
+	var res eddyplugin.WriteResult
+	err := ru.sup.Do(ctx, func(c *eddyplugin.Client) error {
+		var cerr error
+		res, cerr = c.Write(ctx, ru.in.ID, events)
+		return cerr
+	})
+	return res, err
+}
+
+// DeadLetters lists a sink installation's dead letters.
+func (r *Runtime) DeadLetters(ctx context.Context, installationID, after string, count int) ([]queue.DeadEntry, error) {
+	q, err := SinkQueue(r, installationID)
+	if err != nil {
+		return nil, err
+	}
+	return q.DeadLetters(ctx, DeliverGroup, after, count)
+}
+
+// Replay puts a sink installation's dead letters (all when ids is empty)
+// back into its queue.
+func (r *Runtime) Replay(ctx context.Context, installationID string, ids []string) (int, error) {
+	q, err := SinkQueue(r, installationID)
+	if err != nil {
+		return 0, err
+	}
+	return q.Replay(ctx, DeliverGroup, slices.Clone(ids))
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
