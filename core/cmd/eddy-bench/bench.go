@@ -185,8 +185,11 @@ func run(o options) error {
 	logf("phase 4: session engine in memory (1,000,000 live sessions; state updates on one core)")
 	engineBenchmarks(&lr)
 	logf("  %.0f bytes per live session; %.0f state updates/s on one core", lr.memPerSession, 1e9/lr.updateNs)
+	logf("phase 5: plugins (WASM processor per event; gRPC sink throughput)")
+	pr := pluginBenchmarks(redisURL)
+	logf("  sink: %.0f events/s written to one plugin process, %.0f events/s delivered end to end", max(pr.write1, pr.write2), pr.deliver)
 
-	report := render(o, cr, er, lr, machine(ctx, dbURL, rdb))
+	report := render(o, cr, er, lr, pr, machine(ctx, dbURL, rdb))
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
 	}

@@ -14,6 +14,9 @@
 //     collect→stored latency (loaded_at − received_at) of every event;
 //  3. CPU profiles of the eddy process in phases 1 and 2, whose top
 //     functions go into the report.
+//  4. the plugin runtimes' overhead, with go test benchmarks: a WASM
+//     processor's time per event (core/wasmhost) and a gRPC sink's
+//     throughput, alone and through Eddy's sink path (core/plugins).
 package main
 
 import (

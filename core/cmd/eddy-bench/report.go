@@ -11,7 +11,7 @@ import (
 // which a rerun keeps.
 const notesMarker = "<!-- analysis: written by people, kept across runs -->"
 
-func render(o options, cr collectorResult, er e2eResult, lr liveResult, m machineInfo) string {
+func render(o options, cr collectorResult, er e2eResult, lr liveResult, pr pluginResult, m machineInfo) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	collectorRate := float64(cr.events) / cr.elapsed.Seconds()
@@ -47,6 +47,7 @@ func render(o options, cr collectorResult, er e2eResult, lr liveResult, m machin
 	if lr.updateNs > 0 {
 		w("| session state updates per second, one core | **%.0f** | |\n", 1e9/lr.updateNs)
 	}
+	renderPluginResults(w, pr, pass)
 	w("\n")
 
 	w("## 1. Collector throughput\n\n")
@@ -99,6 +100,8 @@ func render(o options, cr collectorResult, er e2eResult, lr liveResult, m machin
 	w("CPU profiles of the eddy process (`go tool pprof -top`); PostgreSQL, Redis and the load generator are other processes and do not appear here.\n\n")
 	w("The collector alone (phase 1):\n\n```\n%s\n```\n\n", strings.TrimSpace(cr.profileTop))
 	w("Every role, end to end (phase 2):\n\n```\n%s\n```\n\n", strings.TrimSpace(er.profileTop))
+
+	renderPlugins(w, pr)
 
 	w("%s\n", notesMarker)
 	if old, err := os.ReadFile(o.out); err == nil {
