@@ -134,10 +134,15 @@ type running struct {
 	source *sourceLoop
 	// app is an app installation's queue and loop.
 	app *loop
-	// initErr is why the installation could not start; it is retried at
-	// the next reload.
+	// initErr is why the installation could not start; it is retried
+	// retryStartAfter after started.
 	initErr error
+	started time.Time
 }
+
+// retryStartAfter is how long an installation that failed to start waits
+// before it is tried again (at once when it is changed).
+const retryStartAfter = 30 * time.Second
 
 // New returns a runtime over the installations list returns. events is
 // the queue processed events go to (the routing group reads it).
@@ -201,20 +206,23 @@ func (r *Runtime) Reload(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	changed := false
+	retry := map[string]bool{}
 	for id, cur := range r.active {
 		in, ok := want[id]
-		if ok && in.UpdatedAt.Equal(cur.in.UpdatedAt) && cur.initErr == nil {
+		same := ok && in.UpdatedAt.Equal(cur.in.UpdatedAt)
+		if same && (cur.initErr == nil || time.Since(cur.started) < retryStartAfter) {
 			continue
 		}
 		r.stopLocked(ctx, cur, !ok)
 		delete(r.active, id)
+		retry[id] = same
 		changed = true
 	}
 	for _, id := range slices.Sorted(maps.Keys(want)) {
 		if _, ok := r.active[id]; ok {
 			continue
 		}
-		r.active[id] = r.startLocked(ctx, want[id])
+		r.active[id] = r.startLocked(ctx, want[id], retry[id])
 		changed = true
 	}
 	if changed {
@@ -224,9 +232,9 @@ func (r *Runtime) Reload(ctx context.Context) error {
 }
 
 // startLocked starts an installation; a failure is kept on it (status
-// "failing") and retried at the next reload.
-func (r *Runtime) startLocked(ctx context.Context, in Installation) *running {
-	ru := &running{in: in, stats: stats{plugin: in.PluginID, workspace: in.WorkspaceID}}
+// "failing") and retried later. retry says it is such a retry.
+func (r *Runtime) startLocked(ctx context.Context, in Installation, retry bool) *running {
+	ru := &running{in: in, started: time.Now(), stats: stats{plugin: in.PluginID, workspace: in.WorkspaceID}}
 	log := r.log.With("installation", in.ID, "plugin_id", in.PluginID, "workspace_id", in.WorkspaceID)
 	p, err := r.catalog(ctx, in.WorkspaceID, in.PluginID)
 	if err != nil {
@@ -255,9 +263,12 @@ func (r *Runtime) startLocked(ctx context.Context, in Installation) *running {
 			r.sups[m.ID] = sup
 		}
 		ru.sup = sup
-		// Installing, enabling or reconfiguring is an operator's retry of
-		// a plugin disabled after crashes.
-		sup.Reset()
+		if !retry {
+			// Installing, enabling or reconfiguring is an operator's retry
+			// of a plugin disabled after crashes; a periodic retry of a
+			// failed start is not.
+			sup.Reset()
+		}
 		if err = sup.Init(ctx, eddyplugin.Installation{ID: in.ID, PluginID: in.PluginID, WorkspaceID: in.WorkspaceID, Config: cfg}); err == nil {
 			err = validate(ctx, sup, in.ID)
 		}
@@ -324,6 +335,23 @@ func (r *Runtime) stopLocked(ctx context.Context, ru *running, removed bool) {
 		if err := r.status.Delete(ctx, ru.in.ID); err != nil {
 			r.log.Warn("forget plugin status", "installation", ru.in.ID, "err", err)
 		}
+		// An uninstalled sink's or app's queue, undelivered events and
+		// dead letters included, goes with it.
+		if ru.app != nil && ru.module != nil {
+			if st, err := wasmhost.NewRedisState(r.rdb, r.opts.Prefix, ru.in.ID); err == nil {
+				if err := st.Clear(ctx); err != nil {
+					r.log.Warn("clear the state of an uninstalled app", "installation", ru.in.ID, "err", err)
+				}
+			}
+		}
+		for _, l := range []*loop{ru.sinkLoop(), ru.app} {
+			if l == nil {
+				continue
+			}
+			if err := l.q.Delete(ctx, l.group); err != nil {
+				r.log.Warn("delete the queue of an uninstalled plugin", "installation", ru.in.ID, "err", err)
+			}
+		}
 	}
 }
 
@@ -377,6 +405,14 @@ func (r *Runtime) Close(ctx context.Context) {
 	}
 	r.publishLocked()
 	_ = r.wasm.Close(ctx)
+}
+
+// sinkLoop is a sink's queue loop, or nil.
+func (ru *running) sinkLoop() *loop {
+	if ru.sink == nil {
+		return nil
+	}
+	return ru.sink.loop
 }
 
 // receives reports whether the plugin gets events of type typ.

@@ -36,6 +36,7 @@ var (
 	buildOnce          sync.Once
 	upperM, webhookM   *plugin.Manifest
 	mqttM, cartM       *plugin.Manifest
+	greeterM           *plugin.Manifest
 	buildErr           error
 	wsA, wsB           = "0000000a-0000-4000-8000-000000000000", "0000000b-0000-4000-8000-000000000000"
 	testSecret         = "0123456789abcdef-secret"
@@ -58,8 +59,9 @@ func manifests(t *testing.T) {
 		webhookM = plugintest.Build(bt, "../../plugins/sinks/webhook")
 		mqttM = plugintest.Build(bt, "../../plugins/sources/mqtt")
 		cartM = plugintest.Build(bt, "../../plugins/apps/cart_recovery")
+		greeterM = plugintest.Build(bt, "testdata/greeter")
 	})
-	if upperM == nil || webhookM == nil || mqttM == nil || cartM == nil {
+	if upperM == nil || webhookM == nil || mqttM == nil || cartM == nil || greeterM == nil {
 		t.Fatal("building the test plugins failed in an earlier test")
 	}
 }
@@ -107,6 +109,8 @@ func newHarness(t *testing.T, ins ...Installation) *harness {
 			return Plugin{Manifest: mqttM}, nil
 		case cartM.ID:
 			return Plugin{Manifest: cartM}, nil
+		case greeterM.ID:
+			return Plugin{Manifest: greeterM}, nil
 		}
 		return Plugin{}, fmt.Errorf("unknown plugin %s", id)
 	}
@@ -427,6 +431,12 @@ func TestReloadAppliesChanges(t *testing.T) {
 	if ids, _ := w.ids(); len(ids) != 3 {
 		t.Errorf("an uninstalled sink received %v", ids)
 	}
+	// Its queue went with it.
+	q, err := SinkQueue(h.rt, "sink-new")
+	testenv.Must(t, err, "sink queue")
+	if n, err := h.rdb.Exists(ctx, q.Streams()...).Result(); err != nil || n != 0 {
+		t.Errorf("an uninstalled sink's queue still has %d streams (%v)", n, err)
+	}
 }
 
 // A source installation's messages take the collector's path: validated,
@@ -520,5 +530,32 @@ func TestAppActionDeliveredBySink(t *testing.T) {
 	}
 	if action.WorkspaceID != wsA || action.SourceID != app.ID {
 		t.Errorf("action event belongs to %s/%s", action.WorkspaceID, action.SourceID)
+	}
+}
+
+// An app receives its workspace's events of the types it asks for; the
+// action it asks for is stored and delivered like an event, once.
+func TestAppReceivesEvents(t *testing.T) {
+	w := newWebhookServer(t, func(int64) int { return http.StatusOK })
+	app := Installation{ID: "00000000-0000-4000-8000-0000000000ee", WorkspaceID: wsA, PluginID: "app.greeter", Enabled: true, UpdatedAt: time.Unix(1, 0)}
+	h := newHarness(t, app, webhookIn("sink-greet", wsA, w.URL, 0))
+	ctx := context.Background()
+	testenv.Must(t, h.ingest.Enqueue(ctx, []event.Entry{entry(wsA, "a1", "Signed Up"), entry(wsA, "a2", "Viewed"), entry(wsB, "b1", "Signed Up")}), "enqueue")
+	testenv.Eventually(t, defaultTestTimeout, "A's two events and one action delivered", func() bool {
+		ids, _ := w.ids()
+		return len(ids) == 3
+	})
+	var action event.Entry
+	for _, e := range h.storedNow() {
+		if strings.Contains(string(e.Payload), `"event":"welcome"`) {
+			action = e
+		}
+	}
+	if action.WorkspaceID != wsA || !strings.Contains(string(action.Payload), `"anonymousId":"anon-a1"`) || !strings.Contains(string(action.Payload), `"signed_up":"a1"`) {
+		t.Fatalf("action event = %+v %s", action, action.Payload)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if ids, dup := w.ids(); len(ids) != 3 || dup {
+		t.Fatalf("webhook received %v (duplicates %v), want a1, a2 and one action", ids, dup)
 	}
 }

@@ -60,10 +60,10 @@ func (o SinkOptions) withDefaults() SinkOptions {
 const maxRetryAfter = time.Hour
 
 // Route is the handler of the route group: it copies each event to the
-// queue of every running sink installation of its workspace that
+// queue of every running sink and app installation of its workspace that
 // receives its type, atomically with the batch's acknowledgement.
 func (r *Runtime) Route(_ context.Context, b queue.Batch) ([]queue.DeadLetter, error) {
-	sinks := r.sinksOf.Load()
+	sinks, apps := r.sinksOf.Load(), r.appsOf.Load()
 	var dead []queue.DeadLetter
 	for _, m := range b.Messages {
 		if m.Err != nil {
@@ -73,6 +73,13 @@ func (r *Runtime) Route(_ context.Context, b queue.Batch) ([]queue.DeadLetter, e
 		for _, ru := range sinks[m.Entry.WorkspaceID] {
 			if ru.receives(m.Entry.Type) {
 				b.Forward(ru.sink.q, m, m.Entry)
+			}
+		}
+		for _, ru := range apps[m.Entry.WorkspaceID] {
+			// An app's own actions (their source is the installation) do
+			// not come back to it, so an app cannot feed itself forever.
+			if ru.receives(m.Entry.Type) && m.Entry.SourceID != ru.in.ID {
+				b.Forward(ru.app.q, m, m.Entry)
 			}
 		}
 	}

@@ -132,3 +132,21 @@ func (q *Queue) Range(ctx context.Context, shard int, start, end string, count i
 	}
 	return out, nil
 }
+
+// Delete removes the queue from Redis: its shard streams and, for each of
+// groups, its dead-letter stream, leases and consumer registry. For a
+// queue that is no longer used (an uninstalled sink's); entries left in it
+// are gone.
+func (q *Queue) Delete(ctx context.Context, groups ...string) error {
+	keys := append([]string(nil), q.streams...)
+	for _, g := range groups {
+		keys = append(keys, q.deadLetterKey(g), q.consumersKey(g))
+		for i := range q.shards {
+			keys = append(keys, q.leaseKey(g, i))
+		}
+	}
+	if err := q.rdb.Del(ctx, keys...).Err(); err != nil {
+		return wrapErr(err, "delete queue %s", q.prefix)
+	}
+	return nil
+}

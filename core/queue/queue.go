@@ -191,3 +191,6 @@ func isTimeout(err error) bool {
 	var netErr net.Error
 	return errors.As(err, &netErr) && netErr.Timeout()
 }
+
+// Streams returns the shard streams' keys.
+func (q *Queue) Streams() []string { return append([]string(nil), q.streams...) }
