@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/eddy-cdp/eddy/core/event"
@@ -122,9 +123,9 @@ func (r *Runtime) processWorkspace(ctx context.Context, b *queue.Batch, chain []
 		ru.stats.events(int64(len(in)), int64(len(kept)), int64(len(rejected)))
 		cur = next
 	}
-	// Forward in stream order: the queue acknowledges by message, so the
-	// call order does not matter, but a reader sees a visitor's events in
-	// the order they came.
+	// Forward in stream order (events a processor did not receive were
+	// set aside): a reader sees a visitor's events in the order they came.
+	slices.SortFunc(cur, func(a, b eddyplugin.Event) int { return byID[a.MessageID] - byID[b.MessageID] })
 	for _, e := range cur {
 		m := msgs[byID[e.MessageID]]
 		out := m.Entry

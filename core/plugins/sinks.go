@@ -107,15 +107,20 @@ type sinkLoop struct {
 	rejects map[string]int
 }
 
-// SinkQueuePrefix is the key prefix of a sink installation's queue (one
-// shard; its dead letters are those of DeliverGroup).
+// SinkShards is the number of shards of a sink installation's queue: a
+// sink has as many batches in flight (a visitor's events stay in one shard,
+// in order), so that a destination's latency does not cap its throughput.
+const SinkShards = 4
+
+// SinkQueuePrefix is the key prefix of a sink installation's queue (its
+// dead letters are those of DeliverGroup).
 func SinkQueuePrefix(prefix, installationID string) string {
 	return prefix + ":sink:" + installationID
 }
 
 // SinkQueue returns the queue of a sink installation.
 func SinkQueue(r *Runtime, installationID string) (*queue.Queue, error) {
-	return queue.New(r.rdb, queue.Options{Prefix: SinkQueuePrefix(r.opts.Prefix, installationID), Shards: 1})
+	return queue.New(r.rdb, queue.Options{Prefix: SinkQueuePrefix(r.opts.Prefix, installationID), Shards: SinkShards})
 }
 
 func (r *Runtime) startSink(ru *running) *sinkLoop {
@@ -137,7 +142,7 @@ func (r *Runtime) startSink(ru *running) *sinkLoop {
 	return s
 }
 
-// startLoop consumes q's single shard with h, in group.
+// startLoop consumes q's shards with h, in group.
 func (r *Runtime) startLoop(ru *running, q *queue.Queue, group string, batchSize int, h queue.Handler) *loop {
 	opts := r.opts.Sinks.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -183,15 +188,17 @@ func (l *loop) trimLoop(ctx context.Context) {
 
 // measure records the queue's lag and dead letters.
 func (s *loop) measure(ctx context.Context) {
-	st, err := s.q.Stats(ctx)
-	if err == nil && len(st) == 1 {
-		for _, g := range st[0].Groups {
-			if g.Name == s.group {
-				lag := max(g.Lag, 0) + g.Pending
-				s.ru.stats.lag.Store(lag)
-				sinkLag.WithLabelValues(s.ru.in.PluginID, s.ru.in.WorkspaceID).Set(float64(lag))
+	if st, err := s.q.Stats(ctx); err == nil {
+		var lag int64
+		for _, sh := range st {
+			for _, g := range sh.Groups {
+				if g.Name == s.group {
+					lag += max(g.Lag, 0) + g.Pending
+				}
 			}
 		}
+		s.ru.stats.lag.Store(lag)
+		sinkLag.WithLabelValues(s.ru.in.PluginID, s.ru.in.WorkspaceID).Set(float64(lag))
 	}
 	if n, err := s.q.DeadLetterCount(ctx, s.group); err == nil {
 		s.ru.stats.dead.Store(n)

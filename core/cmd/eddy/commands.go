@@ -324,7 +324,7 @@ func withGroupQueue(group string, f func(ctx context.Context, q *queue.Queue, gr
 			if _, err := uuid.Parse(id); err != nil {
 				return fmt.Errorf("--group sink:<installation id>: %q is not an installation id (a UUID)", id)
 			}
-			sq, err := queue.New(rdb, queue.Options{Prefix: plugins.SinkQueuePrefix(prefix, id), Shards: 1})
+			sq, err := queue.New(rdb, queue.Options{Prefix: plugins.SinkQueuePrefix(prefix, id), Shards: plugins.SinkShards})
 			if err != nil {
 				return err
 			}
