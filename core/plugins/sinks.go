@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -105,6 +106,9 @@ type sinkLoop struct {
 	// accepted the rest of a write sent the event back.
 	mu      sync.Mutex
 	rejects map[string]int
+	// pausedUntil (Unix nanoseconds) holds every shard's writes after a
+	// destination's Retry-After: it asked the sink, not one batch, to wait.
+	pausedUntil atomic.Int64
 }
 
 // SinkShards is the number of shards of a sink installation's queue: a
@@ -285,6 +289,7 @@ func (s *sinkLoop) deliver(ctx context.Context, b queue.Batch) ([]queue.DeadLett
 		d := jitter(wait)
 		if res.RetryAfter > 0 {
 			d = min(res.RetryAfter, maxRetryAfter)
+			s.pause(d)
 		}
 		if !sleep(ctx, d) {
 			return nil, ctx.Err()
@@ -299,8 +304,23 @@ func (s *sinkLoop) deliver(ctx context.Context, b queue.Batch) ([]queue.DeadLett
 	return dead, nil
 }
 
-// throttle waits until the rate limit allows n more events.
+// pause holds every shard's writes for d.
+func (s *sinkLoop) pause(d time.Duration) {
+	until := time.Now().Add(d).UnixNano()
+	for {
+		cur := s.pausedUntil.Load()
+		if cur >= until || s.pausedUntil.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
+// throttle waits out a pause, then until the rate limit allows n more
+// events.
 func (s *sinkLoop) throttle(ctx context.Context, n int) error {
+	if d := time.Until(time.Unix(0, s.pausedUntil.Load())); d > 0 && !sleep(ctx, d) {
+		return ctx.Err()
+	}
 	if s.limiter.Limit() == rate.Inf {
 		return nil
 	}
@@ -310,6 +330,10 @@ func (s *sinkLoop) throttle(ctx context.Context, n int) error {
 			return err
 		}
 		n -= k
+	}
+	// A pause may have begun while this shard waited for the limiter.
+	if d := time.Until(time.Unix(0, s.pausedUntil.Load())); d > 0 && !sleep(ctx, d) {
+		return ctx.Err()
 	}
 	return nil
 }
