@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"path/filepath"
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
@@ -36,7 +37,13 @@ func Start(m *plugin.Manifest, log *slog.Logger) (*Process, error) {
 		return nil, fmt.Errorf("start %s: runtime %s is not grpc", m.ID, m.Runtime)
 	}
 	plog := log.With("plugin_id", m.ID, "plugin_version", m.Version)
-	cmd := exec.Command(m.Artifact())
+	// Absolute: the command runs in the plugin's folder, which a relative
+	// path would be resolved against a second time.
+	bin, err := filepath.Abs(m.Artifact())
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", m.ID, err)
+	}
+	cmd := exec.Command(bin)
 	// A plugin gets none of Eddy's environment (database URL, secrets):
 	// only a search path. go-plugin adds what the handshake needs.
 	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}

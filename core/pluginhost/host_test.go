@@ -298,3 +298,34 @@ func helperHost() {
 	fmt.Println(p.Pid())
 	select {}
 }
+
+// A plugin folder given relative to Eddy's working directory (as
+// plugins.yaml's paths are) starts: the command runs inside the folder.
+func TestStartFromARelativeFolder(t *testing.T) {
+	// A folder below the working directory, so that the relative path
+	// cannot resolve by accident from elsewhere.
+	rel, err := os.MkdirTemp(".", "relative-plugin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rel) })
+	for _, f := range []string{"upper", "plugin.yaml"} {
+		b, err := os.ReadFile(filepath.Join(upperDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(rel, f), b, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := upperManifest(t)
+	m.Dir = rel
+	p, err := Start(m, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("Start from %s: %v", rel, err)
+	}
+	defer p.Kill()
+	if err := p.Ping(); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
