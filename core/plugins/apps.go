@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -180,6 +181,9 @@ func (a *appLoop) emit(ctx context.Context, actions []eddyplugin.Action, causes 
 		return nil
 	}
 	ru := a.ru
+	if !slices.Contains(ru.manifest.Permissions.Write, "actions") {
+		return fmt.Errorf("app %s asked for %d actions, but its manifest does not ask to write actions (permissions.write)", ru.in.PluginID, len(actions))
+	}
 	if len(actions) > maxActionsPerBatch {
 		return fmt.Errorf("app %s asked for %d actions in one call; the limit is %d", ru.in.PluginID, len(actions), maxActionsPerBatch)
 	}
@@ -219,7 +223,8 @@ func (a *appLoop) emit(ctx context.Context, actions []eddyplugin.Action, causes 
 		msgs[i] = b
 	}
 	entries, problems := collector.Accept(msgs, ru.in.WorkspaceID, ru.in.ID, time.Now(), a.r.opts.Collector)
-	for _, p := range problems {
+	if len(problems) > 0 {
+		p := problems[0]
 		return fmt.Errorf("app %s: actions[%d]: %s", ru.in.PluginID, p.Index, p.Message)
 	}
 	if a.r.opts.Ingest == nil {

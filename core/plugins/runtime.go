@@ -279,7 +279,8 @@ func (r *Runtime) startLocked(ctx context.Context, in Installation, retry bool) 
 		}
 		if err == nil {
 			opts := wasmhost.Options{}
-			if m.Kind() == plugin.App {
+			// State only for an app whose manifest asks to write it.
+			if m.Kind() == plugin.App && slices.Contains(m.Permissions.Write, "state") {
 				if opts.State, err = wasmhost.NewRedisState(r.rdb, r.opts.Prefix, in.ID); err != nil {
 					break
 				}
