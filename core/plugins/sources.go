@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/eddy-cdp/eddy/core/collector"
+	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
 )
 
@@ -44,26 +43,24 @@ func (s *sourceLoop) stop() {
 	<-s.done
 }
 
-func (s *sourceLoop) leaseKey() string {
-	return s.r.opts.Prefix + ":plugin:source-lease:" + s.ru.in.ID
-}
-
 // run takes the lease when it is free and runs the source while it holds
 // it; a run that ends (plugin crashed, stream broken) starts again after a
 // backoff.
 func (s *sourceLoop) run(ctx context.Context) {
+	lease := queue.NewLease(s.r.rdb, s.r.opts.Prefix+":plugin:source-lease:"+s.ru.in.ID, s.r.opts.Worker, sourceLeaseTTL)
 	wait := s.r.opts.Sinks.withDefaults().MinBackoff
 	for ctx.Err() == nil {
-		ok, err := s.r.rdb.SetNX(ctx, s.leaseKey(), s.r.opts.Worker, sourceLeaseTTL).Result()
-		if err != nil || !ok {
+		if ok, err := lease.Acquire(ctx); err != nil || !ok {
 			// Another worker runs it, or Redis is down: look again later.
 			if !sleep(ctx, sourceLeaseTTL/3) {
 				return
 			}
 			continue
 		}
-		err = s.runHeld(ctx)
-		s.release()
+		err := s.runHeld(ctx, lease)
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = lease.Release(rctx)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
@@ -80,7 +77,7 @@ func (s *sourceLoop) run(ctx context.Context) {
 
 // runHeld runs the source until ctx ends, the run ends or the lease is
 // lost.
-func (s *sourceLoop) runHeld(ctx context.Context) error {
+func (s *sourceLoop) runHeld(ctx context.Context, lease *queue.Lease) error {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
@@ -92,8 +89,7 @@ func (s *sourceLoop) runHeld(ctx context.Context) error {
 				return
 			case <-t.C:
 			}
-			ok, err := renewScript.Run(runCtx, s.r.rdb, []string{s.leaseKey()}, s.r.opts.Worker, sourceLeaseTTL.Milliseconds()).Int()
-			if err == nil && ok == 0 {
+			if ok, err := lease.Renew(runCtx); err == nil && !ok {
 				cancel(errors.New("source lease lost"))
 				return
 			}
@@ -129,26 +125,6 @@ func (s *sourceLoop) queue(ctx context.Context, messages [][]byte) ([]eddyplugin
 	ru.stats.events(int64(len(messages)), int64(len(entries)), int64(len(rejected)))
 	return rejected, nil
 }
-
-// release gives the lease up, if this worker still holds it.
-func (s *sourceLoop) release() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = releaseScript.Run(ctx, s.r.rdb, []string{s.leaseKey()}, s.r.opts.Worker).Err()
-}
-
-var (
-	renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0`)
-	releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`)
-)
 
 // messageID names a refused message: its messageId if it has a readable
 // one, else its position.

@@ -34,13 +34,8 @@ func parseConfig(raw json.RawMessage) (config, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return c, errors.New("config.database: is required")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("config: %w", err)
-	}
-	if dec.More() {
-		return c, errors.New("config: unexpected data after the object")
+	if err := eddyplugin.DecodeConfig(raw, &c); err != nil {
+		return c, err
 	}
 	switch {
 	case c.Database == "":

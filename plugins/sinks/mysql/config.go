@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
 )
 
 // Defaults and limits of the configuration (plugin.yaml declares the same).
@@ -54,13 +53,8 @@ var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 // fields at fault and never quote the DSN.
 func parseConfig(raw []byte) (*settings, error) {
 	var c config
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("config: unexpected data after the JSON object")
+	if err := eddyplugin.DecodeConfig(raw, &c); err != nil {
+		return nil, err
 	}
 	var errs []error
 	s := &settings{table: defaultTable, batchSize: defaultBatchSize}

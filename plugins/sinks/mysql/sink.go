@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -49,8 +48,7 @@ const createTable = "CREATE TABLE IF NOT EXISTS %s (\n" +
 type sink struct {
 	log *slog.Logger
 
-	mu   sync.RWMutex
-	byID map[string]*installation
+	installs eddyplugin.Installations[*installation]
 }
 
 var _ eddyplugin.Sink = (*sink)(nil)
@@ -64,7 +62,7 @@ type installation struct {
 }
 
 func newSink(log *slog.Logger) *sink {
-	return &sink{log: log, byID: map[string]*installation{}}
+	return &sink{log: log}
 }
 
 // Init connects to the database, creates the table if missing and checks
@@ -103,11 +101,7 @@ func (s *sink) Init(ctx context.Context, in eddyplugin.Installation) error {
 		return fmt.Errorf("init installation %s: %w", in.ID, err)
 	}
 
-	s.mu.Lock()
-	old := s.byID[in.ID]
-	s.byID[in.ID] = inst
-	s.mu.Unlock()
-	if old != nil {
+	if old, ok := s.installs.Put(in.ID, inst); ok {
 		old.db.Close()
 	}
 	s.log.Info("mysql installation ready", "installation_id", in.ID, "workspace_id", in.WorkspaceID,
@@ -149,11 +143,8 @@ func (s *sink) Validate(ctx context.Context, installationID string) ([]eddyplugi
 // Close closes an installation's pool; it is safe for one never
 // initialised.
 func (s *sink) Close(_ context.Context, installationID string) error {
-	s.mu.Lock()
-	inst := s.byID[installationID]
-	delete(s.byID, installationID)
-	s.mu.Unlock()
-	if inst == nil {
+	inst, ok := s.installs.Delete(installationID)
+	if !ok {
 		return nil
 	}
 	if err := inst.db.Close(); err != nil {
@@ -162,15 +153,7 @@ func (s *sink) Close(_ context.Context, installationID string) error {
 	return nil
 }
 
-func (s *sink) installation(id string) (*installation, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	inst, ok := s.byID[id]
-	if !ok {
-		return nil, fmt.Errorf("installation %s is not initialised", id)
-	}
-	return inst, nil
-}
+func (s *sink) installation(id string) (*installation, error) { return s.installs.Get(id) }
 
 // Write inserts events in chunks of batch_size rows. Events that cannot be
 // rows, and rows the database refuses for good, are rejected; after a

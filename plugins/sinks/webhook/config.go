@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
 )
 
 // Defaults and limits of the configuration (plugin.yaml declares the same).
@@ -72,13 +71,8 @@ var reservedHeaders = map[string]bool{
 // the fields at fault and never repeats the secret or a header value.
 func parseConfig(raw []byte) (*settings, error) {
 	var c config
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("config: unexpected data after the JSON object")
+	if err := eddyplugin.DecodeConfig(raw, &c); err != nil {
+		return nil, err
 	}
 	var errs []error
 	bad := func(field, format string, args ...any) {

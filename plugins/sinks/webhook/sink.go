@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -39,8 +38,7 @@ type sink struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu   sync.RWMutex
-	byID map[string]*installation
+	installs eddyplugin.Installations[*installation]
 }
 
 var _ eddyplugin.Sink = (*sink)(nil)
@@ -53,7 +51,7 @@ type installation struct {
 }
 
 func newSink(log *slog.Logger) *sink {
-	return &sink{log: log, now: time.Now, byID: map[string]*installation{}}
+	return &sink{log: log, now: time.Now}
 }
 
 // Init configures (or reconfigures) an installation.
@@ -72,11 +70,7 @@ func (s *sink) Init(_ context.Context, in eddyplugin.Installation) error {
 		// body elsewhere: the answer is reported instead.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
-	s.mu.Lock()
-	old := s.byID[in.ID]
-	s.byID[in.ID] = inst
-	s.mu.Unlock()
-	if old != nil {
+	if old, ok := s.installs.Put(in.ID, inst); ok {
 		old.client.CloseIdleConnections()
 	}
 	s.log.Info("webhook installation ready", "installation_id", in.ID, "workspace_id", in.WorkspaceID,
@@ -95,25 +89,13 @@ func (s *sink) Validate(_ context.Context, installationID string) ([]eddyplugin.
 
 // Close forgets an installation; it is safe for one never initialised.
 func (s *sink) Close(_ context.Context, installationID string) error {
-	s.mu.Lock()
-	inst := s.byID[installationID]
-	delete(s.byID, installationID)
-	s.mu.Unlock()
-	if inst != nil {
+	if inst, ok := s.installs.Delete(installationID); ok {
 		inst.client.CloseIdleConnections()
 	}
 	return nil
 }
 
-func (s *sink) installation(id string) (*installation, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	inst, ok := s.byID[id]
-	if !ok {
-		return nil, fmt.Errorf("installation %s is not initialised", id)
-	}
-	return inst, nil
-}
+func (s *sink) installation(id string) (*installation, error) { return s.installs.Get(id) }
 
 // Write posts events in requests of at most batch_size events. After an
 // answer that says the endpoint is down or throttling, the requests not

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
 )
 
 // Limits and defaults of the configuration (the manifest's schema says
@@ -68,13 +68,8 @@ type config struct {
 // problem names its field.
 func parseConfig(installationID string, data []byte) (*config, error) {
 	var raw rawConfig
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("config: unexpected data after the JSON object")
+	if err := eddyplugin.DecodeConfig(data, &raw); err != nil {
+		return nil, err
 	}
 	var errs []error
 	bad := func(field, format string, args ...any) {
