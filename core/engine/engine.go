@@ -124,7 +124,9 @@ func New(q *queue.Queue, st *store.Store, mirror *live.Mirror, opts Options) *En
 // Run consumes until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
 	if err := e.q.EnsureGroup(ctx, Group); err != nil {
-		return fmt.Errorf("session engine: %w", err)
+		// Redis is down at start: the consumer creates the group on each
+		// shard when it reads one without it, so wait for Redis there.
+		e.log.Warn("session engine: create the consumer group; retried when Redis is back", "err", err)
 	}
 	return e.q.Consume(ctx, queue.ConsumerOptions{
 		Group:      Group,

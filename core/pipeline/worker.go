@@ -80,7 +80,9 @@ func New(q *queue.Queue, w Writer, opts Options) *Worker {
 // Run consumes until ctx ends, trimming acknowledged entries as it goes.
 func (wk *Worker) Run(ctx context.Context) error {
 	if err := wk.q.EnsureGroup(ctx, Group); err != nil {
-		return fmt.Errorf("worker: %w", err)
+		// Redis is down at start: the consumer creates the group on each
+		// shard when it reads one without it, so wait for Redis there.
+		wk.log.Warn("worker: create the consumer group; retried when Redis is back", "err", err)
 	}
 	trimDone := make(chan struct{})
 	go func() {
