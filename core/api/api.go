@@ -90,6 +90,8 @@ type API struct {
 	// closing is closed by Close, ending every live stream.
 	closing   chan struct{}
 	closeOnce sync.Once
+	// deletions runs deletion jobs (privacy.go).
+	deletions *deletionRunner
 }
 
 // New returns the API; Register mounts it.
@@ -122,7 +124,8 @@ func New(o Options) *API {
 		o.LiveHeartbeat = 15 * time.Second
 	}
 	a := &API{opts: o, store: o.Store, log: o.Logger,
-		streams: make(chan struct{}, o.MaxLiveStreams), closing: make(chan struct{}), status: newPluginStatus(o)}
+		streams: make(chan struct{}, o.MaxLiveStreams), closing: make(chan struct{}), status: newPluginStatus(o),
+		deletions: newDeletionRunner()}
 	if o.Redis != nil {
 		a.live = live.New(o.Redis, o.Prefix)
 	}
@@ -131,9 +134,14 @@ func New(o Options) *API {
 
 // Close ends the live streams being served, and any started later at
 // once: call it when the server shuts down (http.Server.Shutdown waits for
-// requests to end but does not cancel their contexts).
+// requests to end but does not cancel their contexts). It also stops the
+// deletion jobs running, which the next start resumes (ResumeDeletions),
+// and waits for them to return.
 func (a *API) Close() {
-	a.closeOnce.Do(func() { close(a.closing) })
+	a.closeOnce.Do(func() {
+		close(a.closing)
+		a.deletions.close()
+	})
 }
 
 // Base is where the API is mounted.
@@ -188,6 +196,11 @@ func (a *API) Register(r gin.IRouter) {
 	authed.GET("/workspaces/:ws/sessions/:session_id", a.getSession)
 	authed.GET("/workspaces/:ws/profiles", a.findProfile)
 	authed.GET("/workspaces/:ws/profiles/:profile_id", a.getProfile)
+	authed.DELETE("/workspaces/:ws/profiles", a.deleteProfileByIdentity)
+	authed.DELETE("/workspaces/:ws/profiles/:profile_id", a.deleteProfile)
+	authed.GET("/workspaces/:ws/profiles/:profile_id/export", a.exportProfile)
+	authed.POST("/workspaces/:ws/deletions", a.createRangeDeletion)
+	authed.GET("/workspaces/:ws/deletions/:job_id", a.getDeletion)
 	authed.GET("/workspaces/:ws/plugins", a.listInstallations)
 	authed.POST("/workspaces/:ws/plugins", a.installPlugin)
 	authed.GET("/workspaces/:ws/plugins/:plugin_id", a.getInstallation)

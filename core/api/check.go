@@ -152,6 +152,10 @@ func (e *FieldErrors) Settings(st store.Settings, field func(jsonName string) st
 			}
 		}
 	}
+	// The policy names its fields from "privacy.".
+	for _, fe := range st.Privacy.Validate() {
+		e.Add(field(fe.Field), "%s", fe.Message)
+	}
 }
 
 // MaxDomains caps each of a workspace's domain lists.

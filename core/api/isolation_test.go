@@ -387,6 +387,35 @@ func isoRoutes() map[string]isoRoute {
 				}}
 			}},
 		"GET /workspaces/:ws/profiles/:profile_id": {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
+		// Deleting a person: a fresh person of A's each time, whose
+		// deletion job must run to completion when allowed and never start
+		// otherwise.
+		"DELETE /workspaces/:ws/profiles": {access: roles(isoManagers, auth.ScopeAdmin), ok: 202,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				user, profile := w.freshPerson(w.a)
+				return isoCall{query: "?user_id=" + url.QueryEscape(user),
+					check: func(t *testing.T, allowed bool, r response) { w.checkDeletion(t, allowed, r, profile) }}
+			}},
+		"DELETE /workspaces/:ws/profiles/:profile_id": {access: roles(isoManagers, auth.ScopeAdmin), ok: 202,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				_, profile := w.freshPerson(w.a)
+				return isoCall{params: w.a.params(map[string]string{"profile_id": profile}),
+					check: func(t *testing.T, allowed bool, r response) { w.checkDeletion(t, allowed, r, profile) }}
+			}},
+		"GET /workspaces/:ws/profiles/:profile_id/export": {access: roles(isoManagers, auth.ScopeAdmin), ok: 200,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				return isoCall{check: func(t *testing.T, allowed bool, r response) {
+					if allowed && (!strings.Contains(string(r.body), w.a.profileID) || !strings.Contains(string(r.body), w.a.sessionID)) {
+						t.Errorf("A's export lacks its profile or session: %s", r.body)
+					}
+				}}
+			}},
+		// A range long before any data: the job deletes nothing.
+		"POST /workspaces/:ws/deletions": {access: roles(isoManagers, auth.ScopeAdmin), ok: 202,
+			body: func(w *isoWorld) any {
+				return map[string]any{"from": "2001-01-01T00:00:00Z", "to": "2001-01-02T00:00:00Z"}
+			}},
+		"GET /workspaces/:ws/deletions/:job_id": {access: roles(isoManagers, auth.ScopeAdmin), ok: 200},
 
 		"GET /organizations/:org/plugins": {access: roles(isoEveryone, ""), ok: 200,
 			own: func(w *isoWorld, c *isoCaller) isoCall {
@@ -496,6 +525,9 @@ type isoTenant struct {
 	// userID and anonID.
 	sessionID, profileID  string
 	userID, anonID, email string
+	// jobID is a deletion job of the workspace (of a range before any
+	// data, never run).
+	jobID string
 	// plugin is the plugin installed in the workspace, installID its
 	// installation's id, upload the plugin id the organization uploaded,
 	// pluginSecret a secret of the installation's configuration.
@@ -509,7 +541,7 @@ type isoTenant struct {
 func (tn *isoTenant) params(over map[string]string) map[string]string {
 	m := map[string]string{"org": tn.org, "ws": tn.ws, "src": tn.src, "key_id": tn.keyID,
 		"invitation_id": tn.invID, "admin_id": tn.memberID, "session_id": tn.sessionID, "profile_id": tn.profileID,
-		"plugin_id": tn.plugin}
+		"plugin_id": tn.plugin, "job_id": tn.jobID}
 	for k, v := range over {
 		m[k] = v
 	}
@@ -585,7 +617,7 @@ func newIsoWorld(t *testing.T) *isoWorld {
 		b.writeKey, store.HashSecret(b.writeKey), b.keyID, b.keyName, b.key, store.HashSecret(b.key),
 		b.invID, b.invEmail, b.invTok, store.HashSecret(b.invTok), b.memberID, b.memberEmail, b.ownerID, b.ownerEmail,
 		"bravo-user", "Bravo Secret Event", "bravo-property-value", b.sessionID, b.profileID, b.anonID, b.email,
-		b.installID, b.upload, b.pluginSecret, "bravo-hooks.example.com"}
+		b.installID, b.upload, b.pluginSecret, "bravo-hooks.example.com", b.jobID}
 	w.secrets = append(w.secrets, b.messageIDs...)
 	return w
 }
@@ -665,7 +697,61 @@ func (w *isoWorld) newTenant(name string) *isoTenant {
 	testenv.Must(t, p.mirror.Publish(ctx, sw.changes, dueInAnHour, now), "publish %s's live session", name)
 	sw.flush()
 	tn.sessionID = sw.ids[tn.anonID]
+	job, err := p.store.CreateDeletionJob(ctx, isoChange, tn.wsRow, store.NewDeletion{Kind: store.DeletionRange,
+		From: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2000, 1, 2, 0, 0, 0, 0, time.UTC)})
+	testenv.Must(t, err, "create a deletion job in %s", name)
+	tn.jobID = job.ID
 	return tn
+}
+
+// freshPerson gives tn's workspace a new person (a profile with a user id
+// and an anonymous id, and an event) and returns their user id and profile.
+func (w *isoWorld) freshPerson(tn *isoTenant) (userID, profileID string) {
+	userID = w.fresh(tn.name + "-doomed-user")
+	now := time.Now().UTC()
+	profileID = applyIdentity(w.t, w.p.store, identity.Event{WorkspaceID: tn.wsRow.ID, MessageID: userID + "-identify",
+		Type: "identify", AnonymousID: userID + "-anon", UserID: userID, Timestamp: now}).Profile
+	_, err := w.p.store.InsertEvents(context.Background(), []store.Event{{WorkspaceID: tn.wsRow.ID, MessageID: userID + "-identify",
+		Type: "identify", UserID: userID, AnonymousID: userID + "-anon", Timestamp: now, ReceivedAt: now}})
+	testenv.Must(w.t, err, "insert an event of %s", userID)
+	return userID, profileID
+}
+
+// checkDeletion checks the outcome of a person's deletion request: when
+// allowed, a 202 with the job and its Location, and the job done with the
+// person gone; otherwise the person intact.
+func (w *isoWorld) checkDeletion(t *testing.T, allowed bool, r response, profileID string) {
+	t.Helper()
+	ctx := context.Background()
+	exists := func() bool {
+		_, err := w.p.store.WorkspaceProfile(ctx, w.a.wsRow, profileID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("read profile: %v", err)
+		}
+		return err == nil
+	}
+	if !allowed {
+		if !exists() {
+			t.Error("a refused deletion deleted the person")
+		}
+		return
+	}
+	var job struct{ ID, Status string }
+	r.decode(t, &job)
+	if loc := r.header.Get("Location"); loc != api.Base+"/workspaces/"+w.a.ws+"/deletions/"+job.ID {
+		t.Errorf("Location %q for job %s", loc, job.ID)
+	}
+	testenv.Eventually(t, 20*time.Second, "the deletion job to finish", func() bool {
+		j, err := w.p.store.DeletionJob(ctx, w.a.wsRow, job.ID)
+		testenv.Must(t, err, "read job")
+		if j.Status == store.DeletionFailed {
+			t.Fatalf("the deletion job failed: %s", j.Error)
+		}
+		return j.Status == store.DeletionDone
+	})
+	if exists() {
+		t.Error("the person's profile survived the deletion job")
+	}
 }
 
 // install installs a plugin in tn's workspace through the store and
@@ -827,6 +913,8 @@ func (w *isoWorld) snapshot(t *testing.T) []string {
 		`SELECT 'profile ' || x::text FROM b, profiles x WHERE x.workspace_id = b.ws`,
 		`SELECT 'identity ' || i::text FROM b, identities i WHERE i.workspace_id = b.ws`,
 		`SELECT 'plugin installation ' || i::text FROM b, plugin_installations i WHERE i.workspace_id = b.ws`,
+		`SELECT 'deletion job ' || j::text FROM b, deletion_jobs j WHERE j.workspace_id = b.ws`,
+		`SELECT 'suppressions ' || count(*) FROM b, suppressions s WHERE s.workspace_id = b.ws`,
 		`SELECT 'plugin upload ' || concat_ws(' ', u.id, u.plugin_id, u.version, u.sha256) FROM b, plugin_uploads u WHERE u.organization_id = b.org`,
 	}
 	var out []string
@@ -891,6 +979,7 @@ func (w *isoWorld) variants(route string, c *isoCaller) []isoVariant {
 		"invitation_id": {{w.a.invID, "", false}, {w.b.invID, ghostUUID, true}},
 		"session_id":    {{w.a.sessionID, "", false}, {w.b.sessionID, ghostUUID, true}},
 		"profile_id":    {{w.a.profileID, "", false}, {w.b.profileID, ghostUUID, true}},
+		"job_id":        {{w.a.jobID, "", false}, {w.b.jobID, ghostUUID, true}},
 		// B's plugin is not installed in A's workspace, nor the ghost.
 		"plugin_id": {{w.a.plugin, "", false}, {w.b.plugin, "sink.ghost", true}},
 		// The caller themself (leaving is allowed to anyone), B's member
@@ -1055,6 +1144,9 @@ func TestIsolationCrossTenant(t *testing.T) {
 				}
 				return 400
 			}},
+		{"delete B's person by user id through A", "DELETE", "/workspaces/" + w.a.ws + "/profiles?user_id=" + w.b.userID, nil, isoAdminOr(404)},
+		{"delete B's person by anonymous id through A", "DELETE", "/workspaces/" + w.a.ws + "/profiles?anonymous_id=" + w.b.anonID, nil, isoAdminOr(404)},
+		{"delete B's person by email through A", "DELETE", "/workspaces/" + w.a.ws + "/profiles?email=" + url.QueryEscape(w.b.email), nil, isoAdminOr(404)},
 		{"B's profile by email through A", "GET", "/workspaces/" + w.a.ws + "/profiles?identity=email:" + url.QueryEscape(w.b.email), nil, isoReadOr(404)},
 	}
 	for _, pr := range probes {
@@ -1115,6 +1207,18 @@ func TestIsolationCrossTenant(t *testing.T) {
 func isoReadOr(status int) func(c *isoCaller) int {
 	return func(c *isoCaller) int {
 		if c.key != "" && !slices.Contains(c.scopes, auth.ScopeRead) {
+			return 403
+		}
+		return status
+	}
+}
+
+// isoAdminOr is the status a caller of A gets for a privacy call on its
+// own workspace that finds nothing of B's: 403 unless an owner, an admin or
+// a key with admin, else status.
+func isoAdminOr(status int) func(c *isoCaller) int {
+	return func(c *isoCaller) int {
+		if c.key != "" && !slices.Contains(c.scopes, auth.ScopeAdmin) || c.key == "" && !slices.Contains(isoManagers, c.role) {
 			return 403
 		}
 		return status

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eddy-cdp/eddy/core/auth"
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/store"
 )
 
@@ -27,11 +28,60 @@ func (a *API) listWorkspaces(c *gin.Context) {
 
 // settingsPatch is a partial update of workspace settings.
 type settingsPatch struct {
-	Timezone              *string  `json:"timezone"`
-	Currency              *string  `json:"currency"`
-	SessionTimeoutMinutes *int     `json:"session_timeout_minutes"`
-	OwnDomains            []string `json:"own_domains"`
-	IgnoredReferrers      []string `json:"ignored_referrers"`
+	Timezone              *string       `json:"timezone"`
+	Currency              *string       `json:"currency"`
+	SessionTimeoutMinutes *int          `json:"session_timeout_minutes"`
+	OwnDomains            []string      `json:"own_domains"`
+	IgnoredReferrers      []string      `json:"ignored_referrers"`
+	Privacy               *privacyPatch `json:"privacy"`
+}
+
+// privacyPatch is a partial update of a workspace's privacy policy: each
+// field given replaces the current one whole (plugins included).
+type privacyPatch struct {
+	Purposes           *[]string            `json:"purposes"`
+	Required           *[]string            `json:"required"`
+	AllowNecessaryOnly *bool                `json:"allow_necessary_only"`
+	Plugins            *map[string][]string `json:"plugins"`
+	Minimise           *minimisePatch       `json:"minimise"`
+}
+
+// minimisePatch is a partial update of a workspace's data minimisation.
+type minimisePatch struct {
+	IP   *string   `json:"ip"`
+	Hash *[]string `json:"hash"`
+	Drop *[]string `json:"drop"`
+}
+
+// apply applies the patch to p.
+func (pp *privacyPatch) apply(p *consent.Policy) {
+	if pp == nil {
+		return
+	}
+	set := func(dst *[]string, v *[]string) {
+		if v != nil {
+			*dst = nonNilStrings(*v)
+		}
+	}
+	set(&p.Purposes, pp.Purposes)
+	set(&p.Required, pp.Required)
+	if pp.AllowNecessaryOnly != nil {
+		p.AllowNecessaryOnly = *pp.AllowNecessaryOnly
+	}
+	if pp.Plugins != nil {
+		plugins := make(map[string][]string, len(*pp.Plugins))
+		for id, purposes := range *pp.Plugins {
+			plugins[id] = nonNilStrings(purposes)
+		}
+		p.Plugins = plugins
+	}
+	if m := pp.Minimise; m != nil {
+		if m.IP != nil {
+			p.Minimise.IP = *m.IP
+		}
+		set(&p.Minimise.Hash, m.Hash)
+		set(&p.Minimise.Drop, m.Drop)
+	}
 }
 
 // apply applies the patch to st and checks the outcome.
@@ -54,6 +104,7 @@ func (p *settingsPatch) apply(st *store.Settings, errs *FieldErrors) {
 	if p.IgnoredReferrers != nil {
 		st.IgnoredReferrers = lowerAll(p.IgnoredReferrers)
 	}
+	p.Privacy.apply(&st.Privacy)
 	errs.Settings(*st, func(name string) string { return "settings." + name })
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eddy-cdp/eddy/core/config"
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/event"
 )
 
@@ -65,7 +66,7 @@ func parseRequest(typ string, body []byte, now time.Time, l config.Collector) re
 	if typ != "batch" {
 		req.entries = make([]event.Entry, 0, 1)
 		raw := bytes.TrimSpace(body)
-		msg, p := parseMessage(typ, raw, time.Time{}, now, l)
+		msg, p := parseMessage(typ, raw, nil, time.Time{}, now, l)
 		if p != nil {
 			req.problems = append(req.problems, *p)
 			// The key is still needed to authenticate before answering 400.
@@ -113,7 +114,7 @@ func parseRequest(typ string, body []byte, now time.Time, l config.Collector) re
 	}
 	req.entries = make([]event.Entry, 0, len(env.Batch))
 	for i, raw := range env.Batch {
-		msg, p := parseMessage("", raw, sentAt, now, l)
+		msg, p := parseMessage("", raw, batchContext, sentAt, now, l)
 		if p != nil {
 			p.Index = i
 			req.problems = append(req.problems, *p)
@@ -131,8 +132,9 @@ type parsedMessage struct {
 }
 
 // parseMessage validates one message. typ is the call type from the path, or
-// "" inside a batch, where the message's own type field says it.
-func parseMessage(typ string, raw []byte, batchSentAt, now time.Time, l config.Collector) (parsedMessage, *Problem) {
+// "" inside a batch, where the message's own type field says it;
+// batchContext is the batch envelope's context, or nil.
+func parseMessage(typ string, raw, batchContext []byte, batchSentAt, now time.Time, l config.Collector) (parsedMessage, *Problem) {
 	var m parsedMessage
 	bad := func(reason, format string, args ...any) (parsedMessage, *Problem) {
 		return m, &Problem{Reason: reason, Message: fmt.Sprintf(format, args...)}
@@ -188,6 +190,15 @@ func parseMessage(typ string, raw []byte, batchSentAt, now time.Time, l config.C
 		if !isObjectOrNull(f.v) {
 			return bad("invalid_field", "%s must be an object", f.name)
 		}
+	}
+	// Consent that cannot be read cannot be honoured: refuse it rather than
+	// guess. The message's context.consent wins over the batch's.
+	if _, _, err := consent.Parse(raw, batchContext); err != nil {
+		var ce *consent.Error
+		if errors.As(err, &ce) {
+			return bad("invalid_consent", "%s", ce.Error())
+		}
+		return bad("invalid_consent", "context.consent cannot be read")
 	}
 
 	ts, p := eventTime(m.Message, batchSentAt, now, l.MaxFutureSkew)
@@ -306,7 +317,7 @@ func Accept(messages [][]byte, workspaceID, sourceID string, now time.Time, l co
 			problems = append(problems, Problem{Index: i, Reason: "invalid_utf8", Message: "the message is not valid UTF-8"})
 			continue
 		}
-		msg, p := parseMessage("", bytes.TrimSpace(raw), time.Time{}, now, l)
+		msg, p := parseMessage("", bytes.TrimSpace(raw), nil, time.Time{}, now, l)
 		if p != nil {
 			p.Index = i
 			problems = append(problems, *p)

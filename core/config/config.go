@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/plugin"
 )
 
@@ -109,6 +110,11 @@ type Workspace struct {
 	Sources []Source `yaml:"sources"`
 	// Plugins are the installed plugins this workspace uses.
 	Plugins []Installation `yaml:"plugins"`
+	// Privacy, when present, is the workspace's consent policy and data
+	// minimisation, applied at each start (fields left out take
+	// consent.DefaultPolicy's values); absent, the workspace keeps the
+	// policy it has (the default, or what the API set).
+	Privacy *consent.Policy `yaml:"privacy"`
 }
 
 // PluginRef installs a plugin.
@@ -297,6 +303,10 @@ func (c *Config) applyDefaults() {
 		if ws.Name == "" {
 			ws.Name = ws.ID
 		}
+		if ws.Privacy != nil {
+			p := ws.Privacy.WithDefaults()
+			ws.Privacy = &p
+		}
 		for j := range ws.Sources {
 			if ws.Sources[j].Name == "" {
 				ws.Sources[j].Name = ws.Sources[j].ID
@@ -415,6 +425,25 @@ func (d *document) validate(c *Config) []error {
 			}
 		}
 		errs = append(errs, d.checkInstallations(c, wp, ws)...)
+		errs = append(errs, d.checkPrivacy(c, wp, ws)...)
+	}
+	return errs
+}
+
+// checkPrivacy checks a workspace's privacy policy, and that the plugins it
+// adds purposes for are installed.
+func (d *document) checkPrivacy(c *Config, wp string, ws Workspace) []error {
+	if ws.Privacy == nil {
+		return nil
+	}
+	var errs []error
+	for _, fe := range ws.Privacy.Validate() {
+		errs = append(errs, d.errorf(wp+"."+fe.Field, "%s", fe.Message))
+	}
+	for _, id := range slices.Sorted(maps.Keys(ws.Privacy.Plugins)) {
+		if _, ok := c.Manifests[id]; !ok {
+			errs = append(errs, d.errorf(wp+".privacy.plugins."+id, "plugin %q is not installed (installed: %s)", id, installed(c.Manifests)))
+		}
 	}
 	return errs
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eddy-cdp/eddy/core/consent"
 )
 
 func envOf(m map[string]string) LookupEnv {
@@ -76,6 +78,15 @@ func TestBadConfigsNameFileLineAndField(t *testing.T) {
 			"workspaces[0].plugins[0].config.secret: is required", "config.retries: is not a setting of sink.webhook"}},
 		{"plugin-unknown.bad.yml", []string{"plugin-unknown.bad.yml:7:", "workspaces[0].plugins[0].id", `plugin "sink.slack" is not installed (installed: sink.webhook)`}},
 		{"plugin-path.bad.yml", []string{"plugin-path.bad.yml:3:", "plugins[0].path", "read the plugin's manifest", "no such file"}},
+		{"privacy.bad.yml", []string{
+			`privacy.bad.yml:7: workspaces[0].privacy.required[1]: purpose "spying" is not one of the workspace's purposes`,
+			`privacy.bad.yml:9: workspaces[0].privacy.plugins.sink.webhook[0]: purpose "telepathy" is not one`,
+			`privacy.bad.yml:12: workspaces[0].privacy.minimise.ip: must be one of keep, truncate, remove`,
+			`privacy.bad.yml:13: workspaces[0].privacy.minimise.hash[0]: must not have an empty key`,
+			`privacy.bad.yml:13: workspaces[0].privacy.minimise.hash[1]: must start with properties., traits. or context.`,
+			`privacy.bad.yml:10: workspaces[0].privacy.plugins.sink.slack: plugin "sink.slack" is not installed`,
+		}},
+		{"privacy-field.bad.yml", []string{"privacy-field.bad.yml:6:", "workspaces[0].privacy.minimize", "unknown field", "minimise"}},
 		{"plugin-twice.bad.yml", []string{"plugin-twice.bad.yml:4:", "plugins[1].path: installs sink.webhook again", `plugin "sink.webhook" is configured twice`}},
 	}
 	for _, tt := range tests {
@@ -168,5 +179,33 @@ func TestPluginsInstalledAndConfigured(t *testing.T) {
 	_, err = parseFile(t, "plugins.good.yml", nil)
 	if err == nil || !strings.Contains(err.Error(), "WEBHOOK_SECRET is not set") {
 		t.Fatalf("without WEBHOOK_SECRET: %v", err)
+	}
+}
+
+func TestParsePrivacy(t *testing.T) {
+	cfg, err := parseFile(t, "privacy.good.yml", nil)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	shop := cfg.Workspaces[0].Privacy
+	if shop == nil {
+		t.Fatal("shop's privacy was not read")
+	}
+	want := consent.Policy{
+		Purposes: []string{"necessary", "analytics", "marketing", "support"}, Required: []string{"analytics"},
+		AllowNecessaryOnly: true, Plugins: map[string][]string{"sink.webhook": {"marketing"}},
+		Minimise: consent.Minimise{IP: consent.IPTruncate, Hash: []string{"traits.email"}, Drop: []string{"properties.card.number"}},
+	}
+	if !shop.Equal(want) {
+		t.Errorf("shop privacy = %+v, want %+v", *shop, want)
+	}
+	blog := cfg.Workspaces[1].Privacy
+	wantBlog := consent.DefaultPolicy()
+	wantBlog.Required = []string{}
+	if blog == nil || !blog.Equal(wantBlog) {
+		t.Errorf("blog privacy = %+v, want the default with nothing required", blog)
+	}
+	if cfg.Workspaces[2].Privacy != nil {
+		t.Errorf("news privacy = %+v, want none (the workspace keeps its own)", cfg.Workspaces[2].Privacy)
 	}
 }

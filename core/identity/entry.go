@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/event"
 )
 
@@ -30,7 +31,8 @@ type eventContext struct {
 // (context.consent.categoryPreferences). The message's context keys win
 // over the batch's, as in stored events. Traits that are not an object and
 // consent preferences that are not booleans are ignored rather than
-// refused: they cannot be applied, but the event still resolves.
+// refused (consent.Lenient): they cannot be applied, but the event still
+// resolves.
 func FromEntry(e *event.Entry) (Event, error) {
 	var m message
 	if err := event.Decode(e.Payload, &m); err != nil {
@@ -59,50 +61,20 @@ func FromEntry(e *event.Entry) (Event, error) {
 			return Event{}, fmt.Errorf("decode batch context of message %s: %w", e.MessageID, err)
 		}
 	}
-	ctxTraits, consent := msgCtx.Traits, msgCtx.Consent
+	ctxTraits, consentObj := msgCtx.Traits, msgCtx.Consent
 	if ctxTraits == nil {
 		ctxTraits = batchCtx.Traits
 	}
-	if consent == nil {
-		consent = batchCtx.Consent
+	if consentObj == nil {
+		consentObj = batchCtx.Consent
 	}
 	if ev.Type == "identify" && isObject(m.Traits) {
 		ev.Traits = m.Traits
 	} else if isObject(ctxTraits) {
 		ev.Traits = ctxTraits
 	}
-	ev.Consent = preferences(consent)
+	ev.Consent = consent.Lenient(consentObj)
 	return ev, nil
-}
-
-// preferences reads consent.categoryPreferences, keeping boolean values.
-func preferences(consent json.RawMessage) map[string]bool {
-	if !isObject(consent) {
-		return nil
-	}
-	var c struct {
-		CategoryPreferences json.RawMessage `json:"categoryPreferences"`
-	}
-	if event.Decode(consent, &c) != nil || !isObject(c.CategoryPreferences) {
-		return nil
-	}
-	var prefs map[string]json.RawMessage
-	if event.Decode(c.CategoryPreferences, &prefs) != nil {
-		return nil
-	}
-	out := make(map[string]bool, len(prefs))
-	for purpose, v := range prefs {
-		switch string(bytes.TrimSpace(v)) {
-		case "true":
-			out[purpose] = true
-		case "false":
-			out[purpose] = false
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }
 
 func isObject(raw []byte) bool {

@@ -38,20 +38,33 @@ func (r *Runtime) Process(ctx context.Context, b queue.Batch) ([]queue.DeadLette
 	// Messages grouped by workspace, each group in stream order.
 	groups := map[string][]queue.Message{}
 	var order []string
-	for _, m := range b.Messages {
+	for i := range b.Messages {
+		m := &b.Messages[i]
 		if m.Err != nil {
-			dead = append(dead, queue.DeadLetter{Message: m, Reason: "undecodable queue entry: " + m.Err.Error()})
+			dead = append(dead, queue.DeadLetter{Message: *m, Reason: "undecodable queue entry: " + m.Err.Error()})
 			continue
+		}
+		if r.policies != nil {
+			// Consent first: an event its visitor did not allow goes no
+			// further (it is acknowledged and counted), and the rest is
+			// minimised before any processor or store sees it.
+			_, ok, err := r.admit(ctx, &m.Entry)
+			if err != nil {
+				return nil, fmt.Errorf("consent policy of workspace %s: %w", m.Entry.WorkspaceID, err)
+			}
+			if !ok {
+				continue
+			}
 		}
 		ws := m.Entry.WorkspaceID
 		if len(chains[ws]) == 0 {
-			b.Forward(r.events, m, m.Entry)
+			b.Forward(r.events, *m, m.Entry)
 			continue
 		}
 		if _, ok := groups[ws]; !ok {
 			order = append(order, ws)
 		}
-		groups[ws] = append(groups[ws], m)
+		groups[ws] = append(groups[ws], *m)
 	}
 	for _, ws := range order {
 		d, err := r.processWorkspace(ctx, &b, chains[ws], groups[ws])
@@ -72,12 +85,17 @@ func (r *Runtime) processWorkspace(ctx context.Context, b *queue.Batch, chain []
 		byID[m.Entry.MessageID] = i
 		cur[i] = toPluginEvent(&m.Entry)
 	}
+	g, err := r.gateFor(ctx, msgs[0].Entry.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
 	var dead []queue.DeadLetter
 	for _, ru := range chain {
-		// The events this processor may see; the others pass it by.
+		// The events this processor may see (its event types, and the
+		// consent its purposes need); the others pass it by.
 		var in, by []eddyplugin.Event
 		for _, e := range cur {
-			if ru.receives(e.Type) {
+			if ru.receives(e.Type) && g.allowsEvent(ru, &e) {
 				in = append(in, e)
 			} else {
 				by = append(by, e)

@@ -92,7 +92,12 @@ type Options struct {
 	// Collector the limits their messages are checked against.
 	Ingest    *queue.Queue
 	Collector config.Collector
-	Logger    *slog.Logger
+	// Policies, when set, is the consent gate: each event is checked
+	// against its workspace's policy before anything else sees it (refused
+	// events go no further) and minimised, and each plugin receives only
+	// the events whose consent covers its purposes.
+	Policies Policies
+	Logger   *slog.Logger
 }
 
 // Runtime runs the installed plugins. Create it with New, call Reload
@@ -107,7 +112,10 @@ type Runtime struct {
 	opts    Options
 	log     *slog.Logger
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// policies caches the workspaces' consent policies; nil: no gate.
+	policies *policyCache
+
 	sups   map[string]*pluginhost.Supervisor // by plugin id
 	active map[string]*running               // by installation id
 	// chains are the enabled processors of each workspace, in order;
@@ -163,8 +171,12 @@ func New(ctx context.Context, list Lister, catalog Catalog, rdb redis.UniversalC
 	if err != nil {
 		return nil, fmt.Errorf("plugin runtime: %w", err)
 	}
+	var policies *policyCache
+	if opts.Policies != nil {
+		policies = &policyCache{load: opts.Policies}
+	}
 	return &Runtime{
-		list: list, catalog: catalog, rdb: rdb, events: events,
+		list: list, catalog: catalog, rdb: rdb, events: events, policies: policies,
 		status: pluginstatus.New(rdb, opts.Prefix, 0), wasm: wrt, opts: opts,
 		log:  opts.Logger.With("component", "plugins"),
 		sups: map[string]*pluginhost.Supervisor{}, active: map[string]*running{},

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
 )
@@ -63,7 +64,7 @@ const maxRetryAfter = time.Hour
 // Route is the handler of the route group: it copies each event to the
 // queue of every running sink and app installation of its workspace that
 // receives its type, atomically with the batch's acknowledgement.
-func (r *Runtime) Route(_ context.Context, b queue.Batch) ([]queue.DeadLetter, error) {
+func (r *Runtime) Route(ctx context.Context, b queue.Batch) ([]queue.DeadLetter, error) {
 	sinks, apps := r.sinksOf.Load(), r.appsOf.Load()
 	var dead []queue.DeadLetter
 	for _, m := range b.Messages {
@@ -71,15 +72,28 @@ func (r *Runtime) Route(_ context.Context, b queue.Batch) ([]queue.DeadLetter, e
 			dead = append(dead, queue.DeadLetter{Message: m, Reason: "undecodable queue entry: " + m.Err.Error()})
 			continue
 		}
-		for _, ru := range sinks[m.Entry.WorkspaceID] {
-			if ru.receives(m.Entry.Type) {
+		ws := m.Entry.WorkspaceID
+		if len(sinks[ws])+len(apps[ws]) == 0 {
+			continue
+		}
+		g, err := r.gateFor(ctx, ws)
+		if err != nil {
+			return nil, fmt.Errorf("consent policy of workspace %s: %w", ws, err)
+		}
+		var prefs consent.Preferences
+		var present bool
+		if g != nil {
+			prefs, present = consentOf(m.Entry.Payload, m.Entry.Context)
+		}
+		for _, ru := range sinks[ws] {
+			if ru.receives(m.Entry.Type) && g.allows(ru, prefs, present) {
 				b.Forward(ru.sink.q, m, m.Entry)
 			}
 		}
-		for _, ru := range apps[m.Entry.WorkspaceID] {
+		for _, ru := range apps[ws] {
 			// An app's own actions (their source is the installation) do
 			// not come back to it, so an app cannot feed itself forever.
-			if ru.receives(m.Entry.Type) && m.Entry.SourceID != ru.in.ID {
+			if ru.receives(m.Entry.Type) && m.Entry.SourceID != ru.in.ID && g.allows(ru, prefs, present) {
 				b.Forward(ru.app.q, m, m.Entry)
 			}
 		}

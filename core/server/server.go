@@ -189,7 +189,7 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 func WorkspaceSpecs(cfg *config.Config) []store.WorkspaceSpec {
 	specs := make([]store.WorkspaceSpec, 0, len(cfg.Workspaces))
 	for _, ws := range cfg.Workspaces {
-		spec := store.WorkspaceSpec{Slug: ws.ID, Name: ws.Name, Organization: ws.Organization}
+		spec := store.WorkspaceSpec{Slug: ws.ID, Name: ws.Name, Organization: ws.Organization, Privacy: ws.Privacy}
 		for _, src := range ws.Sources {
 			spec.Sources = append(spec.Sources, store.SourceSpec{Slug: src.ID, Name: src.Name, WriteKey: src.WriteKey})
 		}
@@ -399,6 +399,13 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.keys != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.keys.Run(bg) }()
+	}
+	if s.api != nil {
+		// Deletion jobs a stopped process left unfinished run again
+		// (deleting is idempotent).
+		if err := s.api.ResumeDeletions(bg); err != nil {
+			s.log.Warn("resume deletion jobs; they run at the next start", "err", err)
+		}
 	}
 	if s.has(RoleWorker) {
 		wk := pipeline.New(s.queue, s.store, pipeline.Options{

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eddy-cdp/eddy/core/auth"
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/session"
 )
 
@@ -25,6 +28,9 @@ type WorkspaceSpec struct {
 	Organization string
 	// Sources are the workspace's sources.
 	Sources []SourceSpec
+	// Privacy, when set, replaces the workspace's privacy policy; nil
+	// leaves it as it is (the default, or what the API set).
+	Privacy *consent.Policy
 }
 
 // SourceSpec is a source as plugins.yaml declares it.
@@ -77,7 +83,7 @@ func (s *Store) SyncWorkspaces(ctx context.Context, specs []WorkspaceSpec) error
 		return fmt.Errorf("sync workspaces: %w", err)
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return syncWorkspaces(ctx, tx, specs)
+		return s.syncWorkspaces(ctx, tx, specs)
 	})
 	if err != nil {
 		return fmt.Errorf("sync workspaces: %w", err)
@@ -97,6 +103,11 @@ func validateSpecs(specs []WorkspaceSpec) error {
 		}
 		workspaces[w.Slug] = true
 		sources := make(map[string]bool)
+		if w.Privacy != nil {
+			if errs := w.Privacy.WithDefaults().Validate(); len(errs) > 0 {
+				return fmt.Errorf("workspace %s: %w", w.Slug, errors.Join(fieldErrors(errs)...))
+			}
+		}
 		for _, src := range w.Sources {
 			if src.Slug == "" {
 				return fmt.Errorf("a source of workspace %s has no slug", w.Slug)
@@ -117,19 +128,29 @@ func validateSpecs(specs []WorkspaceSpec) error {
 	return nil
 }
 
-func syncWorkspaces(ctx context.Context, tx pgx.Tx, specs []WorkspaceSpec) error {
+func (s *Store) syncWorkspaces(ctx context.Context, tx pgx.Tx, specs []WorkspaceSpec) error {
 	// Concurrent syncs (several processes starting together) take turns.
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(1701078137, 2)"); err != nil {
 		return err
 	}
 
 	var wsSlugs, wsNames, wsOrgs []string
+	var privSlugs []string
+	var privacies [][]byte
 	var srcWorkspaces, srcSlugs, srcNames, srcHashes, srcPrefixes []string
 	owner := make(map[string]string) // key hash -> "workspace/source"
 	for _, w := range specs {
 		wsSlugs = append(wsSlugs, w.Slug)
 		wsNames = append(wsNames, w.Name)
 		wsOrgs = append(wsOrgs, cmp.Or(w.Organization, DefaultOrganization))
+		if w.Privacy != nil {
+			b, err := json.Marshal(w.Privacy.WithDefaults())
+			if err != nil {
+				return fmt.Errorf("encode privacy of workspace %s: %w", w.Slug, err)
+			}
+			privSlugs = append(privSlugs, w.Slug)
+			privacies = append(privacies, b)
+		}
 		for _, src := range w.Sources {
 			hash := HashSecret(src.WriteKey)
 			srcWorkspaces = append(srcWorkspaces, w.Slug)
@@ -161,6 +182,10 @@ func syncWorkspaces(ctx context.Context, tx pgx.Tx, specs []WorkspaceSpec) error
 		wsSlugs, wsNames, wsOrgs)
 	if err != nil {
 		return fmt.Errorf("upsert workspaces: %w", err)
+	}
+
+	if err := s.syncPrivacy(ctx, tx, privSlugs, privacies); err != nil {
+		return err
 	}
 
 	// A key may pass from one declared source to another (the uniqueness of
@@ -219,6 +244,97 @@ func syncWorkspaces(ctx context.Context, tx pgx.Tx, specs []WorkspaceSpec) error
 	return nil
 }
 
+// syncPrivacy stores the privacy policies plugins.yaml declares, and
+// records in the audit log each change of allow_necessary_only, so that
+// turning necessary-only processing on or off is visible wherever it was
+// done.
+func (s *Store) syncPrivacy(ctx context.Context, tx pgx.Tx, slugs []string, privacies [][]byte) error {
+	if len(slugs) == 0 {
+		return nil
+	}
+	// The previous policies first: the update below replaces them. The
+	// caller holds the sync lock, so nothing changes them in between.
+	rows, err := tx.Query(ctx, `
+		SELECT w.slug, w.organization_id::text, w.privacy, p.privacy
+		FROM workspaces w JOIN unnest($1::text[], $2::jsonb[]) AS p(slug, privacy) ON p.slug = w.slug
+		WHERE w.privacy IS DISTINCT FROM p.privacy`, slugs, privacies)
+	if err != nil {
+		return fmt.Errorf("sync privacy: %w", err)
+	}
+	type changed struct {
+		slug, orgID   string
+		before, after []byte
+	}
+	var changes []changed
+	var c changed
+	_, err = pgx.ForEachRow(rows, []any{&c.slug, &c.orgID, &c.before, &c.after}, func() error {
+		changes = append(changes, changed{c.slug, c.orgID, bytes.Clone(c.before), bytes.Clone(c.after)})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sync privacy: %w", err)
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	_, err = tx.Exec(ctx, `
+		UPDATE workspaces w SET privacy = p.privacy, updated_at = now()
+		FROM unnest($1::text[], $2::jsonb[]) AS p(slug, privacy)
+		WHERE w.slug = p.slug AND w.privacy IS DISTINCT FROM p.privacy`, slugs, privacies)
+	if err != nil {
+		return fmt.Errorf("sync privacy: %w", err)
+	}
+	who := Change{Actor: Actor{Type: "system", Label: "plugins.yaml"}}
+	for _, c := range changes {
+		before, err := decodePrivacy(c.before)
+		if err != nil {
+			return err
+		}
+		after, err := decodePrivacy(c.after)
+		if err != nil {
+			return err
+		}
+		if err := s.writeNecessaryOnlyAudit(ctx, tx, who, c.orgID, c.slug, before, after); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// necessaryOnlyAction is the audit action of turning necessary-only
+// processing on or off, recorded besides the settings change.
+const necessaryOnlyAction = "workspace.privacy.necessary_only"
+
+func (s *Store) writeNecessaryOnlyAudit(ctx context.Context, tx pgx.Tx, who Change, orgID, slug string, before, after consent.Policy) error {
+	if before.AllowNecessaryOnly == after.AllowNecessaryOnly {
+		return nil
+	}
+	return s.writeAudit(ctx, tx, who, audit{orgID: orgID, action: necessaryOnlyAction, targetType: "workspace",
+		targetID: slug, workspace: slug,
+		before: map[string]bool{"allow_necessary_only": before.AllowNecessaryOnly},
+		after:  map[string]bool{"allow_necessary_only": after.AllowNecessaryOnly}})
+}
+
+// decodePrivacy reads a stored policy; NULL is the default policy.
+func decodePrivacy(b []byte) (consent.Policy, error) {
+	if b == nil {
+		return consent.DefaultPolicy(), nil
+	}
+	var p consent.Policy
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode privacy policy: %w", err)
+	}
+	return p.WithDefaults(), nil
+}
+
+func fieldErrors(fes []consent.FieldError) []error {
+	out := make([]error, len(fes))
+	for i, fe := range fes {
+		out[i] = fe
+	}
+	return out
+}
+
 // SourceKeys returns the write keys of all sources not revoked, ordered by
 // workspace and source slug.
 func (s *Store) SourceKeys(ctx context.Context) ([]SourceKey, error) {
@@ -251,18 +367,23 @@ type Settings struct {
 	// IgnoredReferrers are third-party sites whose referrals continue the
 	// visit (payment pages); session.DefaultRules' list until set.
 	IgnoredReferrers []string `json:"ignored_referrers"`
+	// Privacy is the workspace's consent policy and data minimisation;
+	// consent.DefaultPolicy until set.
+	Privacy consent.Policy `json:"privacy"`
 }
 
 // Equal reports whether two settings are the same.
 func (s Settings) Equal(o Settings) bool {
 	return s.Timezone == o.Timezone && s.Currency == o.Currency && s.SessionTimeoutMinutes == o.SessionTimeoutMinutes &&
-		slices.Equal(s.OwnDomains, o.OwnDomains) && slices.Equal(s.IgnoredReferrers, o.IgnoredReferrers)
+		slices.Equal(s.OwnDomains, o.OwnDomains) && slices.Equal(s.IgnoredReferrers, o.IgnoredReferrers) &&
+		s.Privacy.Equal(o.Privacy)
 }
 
 // DefaultSettings returns a new workspace's settings.
 func DefaultSettings() Settings {
 	return Settings{Timezone: "UTC", Currency: "USD", SessionTimeoutMinutes: 30,
-		OwnDomains: []string{}, IgnoredReferrers: session.DefaultRules().IgnoredReferrers}
+		OwnDomains: []string{}, IgnoredReferrers: session.DefaultRules().IgnoredReferrers,
+		Privacy: consent.DefaultPolicy()}
 }
 
 // referrers returns the stored ignored referrers, the default list when
@@ -286,17 +407,24 @@ type Workspace struct {
 const workspaceSelect = `
 	SELECT w.id::text, w.slug, o.id::text, o.slug, w.name, w.managed,
 	       w.timezone, w.currency, w.session_timeout_minutes, w.own_domains, w.ignored_referrers,
-	       w.created_at, w.updated_at
+	       w.privacy, w.created_at, w.updated_at
 	FROM workspaces w JOIN organizations o ON o.id = w.organization_id
 	WHERE w.deleted_at IS NULL`
 
 func scanWorkspace(row pgx.Row) (Workspace, error) {
 	var w Workspace
+	var privacy []byte
 	err := row.Scan(&w.ID, &w.Slug, &w.OrgID, &w.OrgSlug, &w.Name, &w.Managed,
 		&w.Settings.Timezone, &w.Settings.Currency, &w.Settings.SessionTimeoutMinutes,
-		&w.Settings.OwnDomains, &w.Settings.IgnoredReferrers, &w.CreatedAt, &w.UpdatedAt)
+		&w.Settings.OwnDomains, &w.Settings.IgnoredReferrers, &privacy, &w.CreatedAt, &w.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return w, ErrNotFound
+	}
+	if err != nil {
+		return w, err
+	}
+	if w.Settings.Privacy, err = decodePrivacy(privacy); err != nil {
+		return w, fmt.Errorf("workspace %s: %w", w.Slug, err)
 	}
 	w.Settings.IgnoredReferrers = referrers(w.Settings.IgnoredReferrers)
 	if w.Settings.OwnDomains == nil {
@@ -333,10 +461,10 @@ func (s *Store) CreateWorkspace(ctx context.Context, who Change, org Organizatio
 		var id string
 		err := tx.QueryRow(ctx, `
 			INSERT INTO workspaces (slug, name, organization_id, timezone, currency, session_timeout_minutes,
-			                        own_domains, ignored_referrers)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id::text`,
+			                        own_domains, ignored_referrers, privacy)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id::text`,
 			slug, name, org.ID, st.Timezone, st.Currency, st.SessionTimeoutMinutes,
-			nonNil(st.OwnDomains), referrers(st.IgnoredReferrers)).Scan(&id)
+			nonNil(st.OwnDomains), referrers(st.IgnoredReferrers), privacyJSON(st.Privacy)).Scan(&id)
 		if isUniqueViolation(err, "workspaces_slug_key") {
 			return conflict("workspace id %q is taken", slug)
 		}
@@ -346,8 +474,11 @@ func (s *Store) CreateWorkspace(ctx context.Context, who Change, org Organizatio
 		if w, err = scanWorkspace(tx.QueryRow(ctx, workspaceSelect+` AND w.id = $1`, id)); err != nil {
 			return err
 		}
-		return s.writeAudit(ctx, tx, who, audit{orgID: org.ID, action: "workspace.create", targetType: "workspace",
-			targetID: slug, workspace: slug, after: workspaceAudit(w)})
+		if err := s.writeAudit(ctx, tx, who, audit{orgID: org.ID, action: "workspace.create", targetType: "workspace",
+			targetID: slug, workspace: slug, after: workspaceAudit(w)}); err != nil {
+			return err
+		}
+		return s.writeNecessaryOnlyAudit(ctx, tx, who, org.ID, slug, consent.DefaultPolicy(), w.Settings.Privacy)
 	})
 	if err != nil {
 		return w, fmt.Errorf("create workspace: %w", err)
@@ -375,25 +506,39 @@ func (s *Store) UpdateWorkspace(ctx context.Context, who Change, w Workspace, na
 		out, err = scanWorkspace(tx.QueryRow(ctx, `
 			WITH u AS (
 			    UPDATE workspaces SET name = $2, timezone = $3, currency = $4, session_timeout_minutes = $5,
-			                          own_domains = $6, ignored_referrers = $7, updated_at = now()
+			                          own_domains = $6, ignored_referrers = $7, privacy = $8, updated_at = now()
 			    WHERE id = $1 AND deleted_at IS NULL
 			    RETURNING *
 			)
 			SELECT u.id::text, u.slug, o.id::text, o.slug, u.name, u.managed,
 			       u.timezone, u.currency, u.session_timeout_minutes, u.own_domains, u.ignored_referrers,
-			       u.created_at, u.updated_at
+			       u.privacy, u.created_at, u.updated_at
 			FROM u JOIN organizations o ON o.id = u.organization_id`,
-			w.ID, name, st.Timezone, st.Currency, st.SessionTimeoutMinutes, nonNil(st.OwnDomains), referrers(st.IgnoredReferrers)))
+			w.ID, name, st.Timezone, st.Currency, st.SessionTimeoutMinutes, nonNil(st.OwnDomains), referrers(st.IgnoredReferrers),
+			privacyJSON(st.Privacy)))
 		if err != nil {
 			return err
 		}
-		return s.writeAudit(ctx, tx, who, audit{orgID: w.OrgID, action: "workspace.update", targetType: "workspace",
-			targetID: w.Slug, workspace: w.Slug, before: workspaceAudit(w), after: workspaceAudit(out)})
+		if err := s.writeAudit(ctx, tx, who, audit{orgID: w.OrgID, action: "workspace.update", targetType: "workspace",
+			targetID: w.Slug, workspace: w.Slug, before: workspaceAudit(w), after: workspaceAudit(out)}); err != nil {
+			return err
+		}
+		return s.writeNecessaryOnlyAudit(ctx, tx, who, w.OrgID, w.Slug, w.Settings.Privacy, out.Settings.Privacy)
 	})
 	if err != nil {
 		return w, fmt.Errorf("update workspace: %w", err)
 	}
 	return out, nil
+}
+
+// privacyJSON encodes a policy for storage, unset fields as their defaults.
+func privacyJSON(p consent.Policy) []byte {
+	b, err := json.Marshal(p.WithDefaults())
+	if err != nil {
+		// A policy is lists, maps and strings: it always encodes.
+		panic(fmt.Sprintf("encode privacy policy: %v", err))
+	}
+	return b
 }
 
 func nonNil(ss []string) []string {

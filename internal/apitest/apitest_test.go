@@ -325,10 +325,12 @@ func TestDocument(t *testing.T) {
 		if len(security) > 0 && len(security[0]) > 0 { // authenticated
 			want = append(want, "401", "403", "404")
 		}
-		if o.Method == "DELETE" || o.Path == "/auth/logout" {
+		// An operation that starts a job answers 202 instead of 204 or 201.
+		async := has("202")
+		if (o.Method == "DELETE" || o.Path == "/auth/logout") && !async {
 			want = append(want, "204")
 		}
-		if o.Method == "POST" && strings.HasPrefix(o.ID, "create") {
+		if o.Method == "POST" && strings.HasPrefix(o.ID, "create") && !async {
 			want = append(want, "201")
 		}
 		for _, code := range want {

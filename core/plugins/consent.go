@@ -1,0 +1,145 @@
+package plugins
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/eddy-cdp/eddy/core/consent"
+	"github.com/eddy-cdp/eddy/core/event"
+	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
+)
+
+// Policies returns a workspace's consent policy.
+type Policies func(ctx context.Context, workspaceID string) (consent.Policy, error)
+
+// policyTTL is how long a workspace's policy is used before it is read
+// again: a change made through the API applies within it.
+const policyTTL = 5 * time.Second
+
+// policyCache keeps each workspace's policy for policyTTL.
+type policyCache struct {
+	load Policies
+	mu   sync.Mutex
+	m    map[string]cachedPolicy
+}
+
+type cachedPolicy struct {
+	p    consent.Policy
+	read time.Time
+}
+
+// get returns the workspace's policy; when it cannot be read, the last one
+// read, or the default (which denies by default) if there is none.
+func (c *policyCache) get(ctx context.Context, ws string) (consent.Policy, error) {
+	c.mu.Lock()
+	cp, ok := c.m[ws]
+	c.mu.Unlock()
+	if ok && time.Since(cp.read) < policyTTL {
+		return cp.p, nil
+	}
+	p, err := c.load(ctx, ws)
+	if err != nil {
+		if ok {
+			return cp.p, nil
+		}
+		return consent.Policy{}, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]cachedPolicy{}
+	}
+	c.m[ws] = cachedPolicy{p: p, read: time.Now()}
+	c.mu.Unlock()
+	return p, nil
+}
+
+// verdict is what the consent gate decided about one event.
+type verdict struct {
+	prefs   consent.Preferences
+	present bool
+	policy  consent.Policy
+}
+
+// admit applies the workspace's policy to an entry before anything else
+// sees it: it reports whether the event may be processed at all (else the
+// refusal is counted by workspace and reason) and minimises it in place.
+// A policy that cannot be read fails the batch (it is retried): no event
+// passes the gate unchecked.
+func (r *Runtime) admit(ctx context.Context, e *event.Entry) (verdict, bool, error) {
+	p, err := r.policies.get(ctx, e.WorkspaceID)
+	if err != nil {
+		return verdict{}, false, err
+	}
+	prefs, present := consentOf(e.Payload, e.Context)
+	if ok, reason := p.Process(prefs, present); !ok {
+		consent.RefusedTotal.WithLabelValues(e.WorkspaceID, reason).Inc()
+		return verdict{}, false, nil
+	}
+	payload, batchCtx, ip, err := p.Minimise.Apply(e.WorkspaceID, e.Payload, e.Context, e.IP)
+	if err != nil {
+		// Not minimisable as configured (a payload the scanner cannot
+		// read): refused rather than stored unminimised.
+		consent.RefusedTotal.WithLabelValues(e.WorkspaceID, "unminimisable").Inc()
+		return verdict{}, false, nil
+	}
+	e.Payload, e.Context, e.IP = payload, batchCtx, ip
+	return verdict{prefs: prefs, present: present, policy: p}, true, nil
+}
+
+// consentOf is an event's consent, none if it is malformed (the
+// collector refuses malformed consent; an entry queued before it did is
+// treated as carrying none).
+func consentOf(payload, batchContext []byte) (consent.Preferences, bool) {
+	prefs, present, err := consent.Parse(payload, batchContext)
+	if err != nil {
+		return nil, false
+	}
+	return prefs, present
+}
+
+// gate is the consent a workspace's events are checked against for
+// plugins: nil when the runtime has no policies (every plugin gets
+// every event its manifest asks for).
+type gate struct {
+	policy consent.Policy
+	ws     string
+}
+
+// gateFor returns the gate of a workspace, or nil without policies.
+func (r *Runtime) gateFor(ctx context.Context, ws string) (*gate, error) {
+	if r.policies == nil {
+		return nil, nil
+	}
+	p, err := r.policies.get(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	return &gate{policy: p, ws: ws}, nil
+}
+
+// allows reports whether an installation may receive an event with the
+// given consent; refusals are counted.
+func (g *gate) allows(ru *running, prefs consent.Preferences, present bool) bool {
+	if g == nil {
+		return true
+	}
+	var purposes []string
+	if ru.manifest != nil {
+		purposes = ru.manifest.Purposes
+	}
+	ok, reason := g.policy.Plugin(prefs, present, ru.in.PluginID, purposes)
+	if !ok {
+		consent.RefusedTotal.WithLabelValues(g.ws, "plugin:"+reason).Inc()
+	}
+	return ok
+}
+
+// allowsEvent is allows for a plugin event.
+func (g *gate) allowsEvent(ru *running, e *eddyplugin.Event) bool {
+	if g == nil {
+		return true
+	}
+	prefs, present := consentOf(e.Payload, e.BatchContext)
+	return g.allows(ru, prefs, present)
+}
