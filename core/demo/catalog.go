@@ -29,6 +29,10 @@ type catalog struct {
 	pages      [numPageKinds]page // the pages that are not about a product or category
 	devices    []weighted[string] // user agents
 	locales    []weighted[string]
+	// consents are what visitors' consent banners said (Segment's
+	// context.consent.categoryPreferences): every demo visitor allows
+	// analytics, which Eddy's default policy needs to process anything.
+	consents   []weighted[string]
 	channels   [numChannels]channel
 	referrals  []string
 	firstNames []string
@@ -39,6 +43,7 @@ type catalog struct {
 	libraryJSON []byte
 	deviceJSON  [][]byte // `,"userAgent":…` by device
 	localeJSON  [][]byte // `,"locale":…` by locale
+	consentJSON [][]byte // `,"consent":…` by consent
 	// emailNames are the lower-case names email addresses are made of.
 	firstEmail, lastEmail []string
 }
@@ -309,6 +314,14 @@ func buildCatalog() *catalog {
 	}
 	for _, l := range c.locales {
 		c.localeJSON = append(c.localeJSON, appendString([]byte(`,"locale":`), l.value))
+	}
+	c.consents = []weighted[string]{
+		{`{"necessary":true,"analytics":true,"marketing":true,"personalization":true}`, 55},
+		{`{"necessary":true,"analytics":true,"marketing":false,"personalization":true}`, 25},
+		{`{"necessary":true,"analytics":true,"marketing":false,"personalization":false}`, 20},
+	}
+	for _, cs := range c.consents {
+		c.consentJSON = append(c.consentJSON, []byte(`,"consent":{"categoryPreferences":`+cs.value+`}`))
 	}
 	for _, n := range c.firstNames {
 		c.firstEmail = append(c.firstEmail, strings.ToLower(n))

@@ -147,12 +147,13 @@ type visitor struct {
 	heapIdx int // where it is in generator.heap
 
 	// The device, stable across sessions.
-	anon   [16]byte
-	device uint8
-	locale uint8
-	ip     [4]byte
-	skew   time.Duration
-	lastTS time.Time
+	anon    [16]byte
+	device  uint8
+	locale  uint8
+	consent uint8
+	ip      [4]byte
+	skew    time.Duration
+	lastTS  time.Time
 
 	userID    string // set once an identify call with a userId went out
 	person    person
@@ -319,6 +320,7 @@ func (g *generator) newVisitor() *visitor {
 	g.newUUID(&v.anon)
 	v.device = uint8(pick(g.rng, c.devices))
 	v.locale = uint8(pick(g.rng, c.locales))
+	v.consent = uint8(pick(g.rng, c.consents))
 	// Addresses from the documentation ranges (RFC 5737): plausible-looking,
 	// never anybody's.
 	nets := [3][3]byte{{192, 0, 2}, {198, 51, 100}, {203, 0, 113}}

@@ -120,6 +120,7 @@ func (g *generator) appendMessage(b []byte, v *visitor, s spec, ts time.Time, id
 	}
 	b = append(b, c.deviceJSON[v.device]...)
 	b = append(b, c.localeJSON[v.locale]...)
+	b = append(b, c.consentJSON[v.consent]...)
 	b = append(b, `,"ip":"`...)
 	b = appendIPv4(b, v.ip)
 	b = append(b, '"')

@@ -2,6 +2,8 @@ package plugins
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -13,45 +15,97 @@ import (
 // Policies returns a workspace's consent policy.
 type Policies func(ctx context.Context, workspaceID string) (consent.Policy, error)
 
+// Suppressions returns the hashes (store.SuppressionHash) of a workspace's
+// identifiers of deleted persons.
+type Suppressions func(ctx context.Context, workspaceID string) (map[[32]byte]struct{}, error)
+
 // policyTTL is how long a workspace's policy is used before it is read
 // again: a change made through the API applies within it.
 const policyTTL = 5 * time.Second
 
 // policyCache keeps each workspace's policy for policyTTL.
 type policyCache struct {
-	load Policies
-	mu   sync.Mutex
-	m    map[string]cachedPolicy
+	load       Policies
+	suppressed Suppressions // nil: none
+	mu         sync.Mutex
+	m          map[string]cachedPolicy
 }
 
 type cachedPolicy struct {
-	p    consent.Policy
-	read time.Time
+	p          consent.Policy
+	suppressed map[[32]byte]struct{}
+	read       time.Time
 }
 
-// get returns the workspace's policy; when it cannot be read, the last one
-// read, or the default (which denies by default) if there is none.
-func (c *policyCache) get(ctx context.Context, ws string) (consent.Policy, error) {
+// get returns the workspace's policy and suppressions; when they cannot
+// be read, the last ones read, or an error if there are none.
+func (c *policyCache) get(ctx context.Context, ws string) (cachedPolicy, error) {
 	c.mu.Lock()
 	cp, ok := c.m[ws]
 	c.mu.Unlock()
 	if ok && time.Since(cp.read) < policyTTL {
-		return cp.p, nil
+		return cp, nil
 	}
 	p, err := c.load(ctx, ws)
+	var sup map[[32]byte]struct{}
+	if err == nil && c.suppressed != nil {
+		sup, err = c.suppressed(ctx, ws)
+	}
 	if err != nil {
 		if ok {
-			return cp.p, nil
+			return cp, nil
 		}
-		return consent.Policy{}, err
+		return cachedPolicy{}, err
 	}
+	cp = cachedPolicy{p: p, suppressed: sup, read: time.Now()}
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]cachedPolicy{}
 	}
-	c.m[ws] = cachedPolicy{p: p, read: time.Now()}
+	c.m[ws] = cp
 	c.mu.Unlock()
-	return p, nil
+	return cp, nil
+}
+
+// suppressedVisitor reports whether the event's anonymous or user id
+// belongs to a deleted person.
+func (cp cachedPolicy) suppressedVisitor(e *event.Entry) bool {
+	if len(cp.suppressed) == 0 {
+		return false
+	}
+	var ids struct {
+		AnonymousID json.RawMessage `json:"anonymousId"`
+		UserID      json.RawMessage `json:"userId"`
+	}
+	if json.Unmarshal(e.Payload, &ids) != nil {
+		return false
+	}
+	for _, id := range []struct {
+		kind string
+		raw  json.RawMessage
+	}{{"anonymous_id", ids.AnonymousID}, {"user_id", ids.UserID}} {
+		v := identifier(id.raw)
+		if v == "" {
+			continue
+		}
+		if _, ok := cp.suppressed[sha256.Sum256([]byte(e.WorkspaceID+":"+id.kind+":"+v))]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// identifier is an id as the identity graph keeps it: a string, or a
+// number's text.
+func identifier(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	if len(raw) > 0 && raw[0] != 'n' && raw[0] != '{' && raw[0] != '[' {
+		return string(raw)
+	}
+	return ""
 }
 
 // verdict is what the consent gate decided about one event.
@@ -67,13 +121,20 @@ type verdict struct {
 // A policy that cannot be read fails the batch (it is retried): no event
 // passes the gate unchecked.
 func (r *Runtime) admit(ctx context.Context, e *event.Entry) (verdict, bool, error) {
-	p, err := r.policies.get(ctx, e.WorkspaceID)
+	cp, err := r.policies.get(ctx, e.WorkspaceID)
 	if err != nil {
 		return verdict{}, false, err
 	}
+	p := cp.p
 	prefs, present := consentOf(e.Payload, e.Context)
 	if ok, reason := p.Process(prefs, present); !ok {
 		consent.RefusedTotal.WithLabelValues(e.WorkspaceID, reason).Inc()
+		return verdict{}, false, nil
+	}
+	// A deleted person's events are dropped unless they carry consent
+	// again (what processing needs, granted in the event itself).
+	if cp.suppressedVisitor(e) && !(present && grantsAll(prefs, p.Required)) {
+		consent.RefusedTotal.WithLabelValues(e.WorkspaceID, "suppressed").Inc()
 		return verdict{}, false, nil
 	}
 	payload, batchCtx, ip, err := p.Minimise.Apply(e.WorkspaceID, e.Payload, e.Context, e.IP)
@@ -111,11 +172,11 @@ func (r *Runtime) gateFor(ctx context.Context, ws string) (*gate, error) {
 	if r.policies == nil {
 		return nil, nil
 	}
-	p, err := r.policies.get(ctx, ws)
+	cp, err := r.policies.get(ctx, ws)
 	if err != nil {
 		return nil, err
 	}
-	return &gate{policy: p, ws: ws}, nil
+	return &gate{policy: cp.p, ws: ws}, nil
 }
 
 // allows reports whether an installation may receive an event with the
@@ -142,4 +203,14 @@ func (g *gate) allowsEvent(ru *running, e *eddyplugin.Event) bool {
 	}
 	prefs, present := consentOf(e.Payload, e.BatchContext)
 	return g.allows(ru, prefs, present)
+}
+
+// grantsAll reports whether prefs grant every purpose.
+func grantsAll(prefs consent.Preferences, purposes []string) bool {
+	for _, p := range purposes {
+		if !prefs.Granted(p) {
+			return false
+		}
+	}
+	return true
 }

@@ -97,7 +97,10 @@ type Options struct {
 	// events go no further) and minimised, and each plugin receives only
 	// the events whose consent covers its purposes.
 	Policies Policies
-	Logger   *slog.Logger
+	// Suppressions, with Policies, drops the events of deleted persons
+	// unless they carry consent again.
+	Suppressions Suppressions
+	Logger       *slog.Logger
 }
 
 // Runtime runs the installed plugins. Create it with New, call Reload
@@ -173,7 +176,7 @@ func New(ctx context.Context, list Lister, catalog Catalog, rdb redis.UniversalC
 	}
 	var policies *policyCache
 	if opts.Policies != nil {
-		policies = &policyCache{load: opts.Policies}
+		policies = &policyCache{load: opts.Policies, suppressed: opts.Suppressions}
 	}
 	return &Runtime{
 		list: list, catalog: catalog, rdb: rdb, events: events, policies: policies,

@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -662,4 +663,34 @@ func keys(m map[string]event.Entry) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// A deleted person's events are dropped, even where necessary-only
+// processing is allowed, until an event of theirs carries consent again.
+func TestSuppressedVisitorsAreDropped(t *testing.T) {
+	policy := consent.DefaultPolicy()
+	policy.AllowNecessaryOnly = true
+	gone := sha256.Sum256([]byte(wsA + ":anonymous_id:anon-gone"))
+	h := newHarnessWith(t, func(o *Options) {
+		o.Policies = func(context.Context, string) (consent.Policy, error) { return policy, nil }
+		o.Suppressions = func(_ context.Context, ws string) (map[[32]byte]struct{}, error) {
+			if ws != wsA {
+				return nil, nil
+			}
+			return map[[32]byte]struct{}{gone: {}}, nil
+		}
+	})
+	ctx := context.Background()
+	dropped := entry(wsA, "gone", "Viewed") // anonymousId anon-gone
+	back := withConsent(entry(wsA, "gone", "Viewed"), `{"analytics":true}`)
+	back.MessageID = "back"
+	other := entry(wsB, "gone", "Viewed") // the same id in another workspace
+	other.MessageID = "other"
+	testenv.Must(t, h.ingest.Enqueue(ctx, []event.Entry{dropped, back, other, entry(wsA, "kept", "Viewed")}), "enqueue")
+	h.stored(3)
+	time.Sleep(300 * time.Millisecond)
+	got := h.storedNow()
+	if _, ok := got["gone"]; ok || len(got) != 3 {
+		t.Fatalf("processed %v, want back, other and kept (not the suppressed visitor's event without consent)", keys(got))
+	}
 }

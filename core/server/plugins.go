@@ -32,7 +32,10 @@ func (s *Server) pluginRuntime(ctx context.Context) (*plugins.Runtime, error) {
 		Worker:    queue.DefaultConsumerName(),
 		Ingest:    s.ingest,
 		Collector: s.cfg.Collector,
-		Logger:    s.log.With("role", RoleWorker),
+		// The consent gate: default deny, per the workspace's policy.
+		Policies:     s.store.PrivacyPolicy,
+		Suppressions: s.store.SuppressedHashes,
+		Logger:       s.log.With("role", RoleWorker),
 	})
 	if err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ import (
 	"github.com/eddy-cdp/eddy/core/api"
 	"github.com/eddy-cdp/eddy/core/collector"
 	"github.com/eddy-cdp/eddy/core/config"
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/engine"
 	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/pipeline"
@@ -159,6 +160,10 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 			return nil, err
 		}
 		if err := plugins.RegisterMetrics(s.reg); err != nil {
+			s.Close()
+			return nil, err
+		}
+		if err := consent.RegisterMetrics(s.reg); err != nil {
 			s.Close()
 			return nil, err
 		}

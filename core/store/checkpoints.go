@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eddy-cdp/eddy/core/consent"
 )
 
 // ErrFenced reports a write of a session shard's state by a worker that no
@@ -132,4 +134,21 @@ func (s *Store) SessionSettings(ctx context.Context, workspaceID string) (Sessio
 	}
 	st.IgnoredReferrers = referrers(st.IgnoredReferrers)
 	return st, nil
+}
+
+// PrivacyPolicy returns a workspace's consent policy (the default, which
+// needs analytics, when it set none), for the pipeline's consent gate.
+func (s *Store) PrivacyPolicy(ctx context.Context, workspaceID string) (consent.Policy, error) {
+	if !validUUID(workspaceID) {
+		return consent.Policy{}, ErrNotFound
+	}
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT privacy FROM workspaces WHERE id = $1`, workspaceID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return consent.Policy{}, ErrNotFound
+	}
+	if err != nil {
+		return consent.Policy{}, fmt.Errorf("privacy policy of workspace %s: %w", workspaceID, err)
+	}
+	return decodePrivacy(raw)
 }

@@ -78,6 +78,11 @@ worker:
   trim_interval: 1s
 workspaces:
   - id: shop
+    # Most system tests send events without consent: they are processed
+    # for necessary purposes only (stored, sessionized, given to no
+    # plugin). The consent tests turn this off.
+    privacy:
+      allow_necessary_only: true
     sources:
       - id: web
         write_key: %q

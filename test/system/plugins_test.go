@@ -56,7 +56,9 @@ plugins:
 	base := e.serve(e.config(e.dbURL, e.redisURL))
 
 	iphone := "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
-	code, _, body := e.post(base, "/v1/page", `{"messageId":"p-1","anonymousId":"dev-1","name":"Home","context":{"userAgent":"`+iphone+`"}}`)
+	// Plugins receive only events whose consent covers what processing
+	// needs (analytics, by default).
+	code, _, body := e.post(base, "/v1/page", `{"messageId":"p-1","anonymousId":"dev-1","name":"Home","context":{"userAgent":"`+iphone+`","consent":{"categoryPreferences":{"analytics":true}}}}`)
 	if code != http.StatusOK {
 		t.Fatalf("POST /v1/page = %d %s", code, body)
 	}
@@ -79,5 +81,44 @@ plugins:
 	ctx, _ := delivered[0]["context"].(map[string]any)
 	if dev, _ := ctx["device"].(map[string]any); dev["type"] != "mobile" || !signed {
 		t.Errorf("delivered event context = %v (signed %v), want the enriched one, signed", ctx, signed)
+	}
+}
+
+// The consent gate in a whole Eddy, with the default policy (processing
+// needs analytics): an event without consent, or with analytics withdrawn,
+// is acknowledged but neither stored nor sessionized, and counted by
+// reason; an event with analytics is stored, its IP truncated as the
+// workspace's minimisation says.
+func TestConsentDefaultDeny(t *testing.T) {
+	e := newEnv(t, "")
+	e.yaml = strings.Replace(e.yaml, "allow_necessary_only: true", "allow_necessary_only: false\n      minimise: {ip: truncate}", 1)
+	base := e.serve(e.config(e.dbURL, e.redisURL))
+	for _, body := range []string{
+		`{"messageId":"none","anonymousId":"a-1","event":"Viewed"}`,
+		`{"messageId":"withdrawn","anonymousId":"a-2","event":"Viewed","context":{"consent":{"categoryPreferences":{"analytics":false}}}}`,
+		`{"messageId":"granted","anonymousId":"a-3","event":"Viewed","context":{"ip":"198.51.100.77","consent":{"categoryPreferences":{"analytics":true}}}}`,
+	} {
+		if code, _, resp := e.post(base, "/v1/track", body); code != http.StatusOK {
+			t.Fatalf("POST /v1/track = %d %s", code, resp)
+		}
+	}
+	e.waitStored(map[string]bool{"granted": true}, 30*time.Second)
+	time.Sleep(time.Second) // the refused ones passed the same stage before
+	if ids := e.storedIDs(); len(ids) != 1 {
+		t.Fatalf("stored %v, want only the consented event", ids)
+	}
+	var ip string
+	e.eachRow(`SELECT host(ip) FROM events WHERE message_id = 'granted'`, func(r pgx.Rows) { testenv.Must(t, r.Scan(&ip), "scan") })
+	if ip != "198.51.100.0" {
+		t.Errorf("stored IP %q, want it truncated to 198.51.100.0", ip)
+	}
+	if n := e.counts(`SELECT anonymous_id, count(*) FROM sessions GROUP BY anonymous_id`); n["a-1"]+n["a-2"] != 0 {
+		t.Errorf("sessions of refused visitors: %v", n)
+	}
+	_, _, metrics := do(t, mustGet(t, base+"/metrics"))
+	for _, want := range []string{`reason="no_consent"`, `reason="withdrawn"`} {
+		if !strings.Contains(metrics, "eddy_consent_refused_total{") || !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks eddy_consent_refused_total with %s", want)
+		}
 	}
 }

@@ -317,7 +317,8 @@ func batches(n int) [][]byte {
 			fmt.Fprintf(&b, `{"type":"track","event":"Product Viewed","messageId":"%s","anonymousId":"anon-%d-%d","timestamp":"%s",`+
 				`"properties":{"product_id":"sku-%d","name":"Trail Running Shoe","price":89.9,"currency":"EUR","category":"Shoes","brand":"Eddy"},`+
 				`"context":{"library":{"name":"eddy-bench","version":"1"},"page":{"url":"https://shop.example.com/p/sku-%d","path":"/p/sku-%d","referrer":"https://www.google.com/"},`+
-				`"userAgent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36","locale":"fr-FR"}}`,
+				`"userAgent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36","locale":"fr-FR",`+
+				`"consent":{"categoryPreferences":{"necessary":true,"analytics":true}}}}`,
 				randomHex(16), i, j%25, now.Format(time.RFC3339Nano), j, j, j)
 		}
 		b.WriteString(`]}`)

@@ -124,7 +124,7 @@ func liveLatency(ctx context.Context, o options, rate float64, dbURL, key, prefi
 			t := time.NewTicker(probeEvery)
 			defer t.Stop()
 			for n := 1; time.Now().Before(windowEnd); n++ {
-				body := fmt.Sprintf(`{"type":"page","anonymousId":%q,"messageId":"%s-%d","name":"Probe","properties":{"url":"https://shop.example.com/probe/%d"}}`, name, name, n, n)
+				body := fmt.Sprintf(`{"type":"page","anonymousId":%q,"messageId":"%s-%d","name":"Probe","properties":{"url":"https://shop.example.com/probe/%d"},"context":{"consent":{"categoryPreferences":{"analytics":true}}}}`, name, name, n, n)
 				req, _ := http.NewRequest(http.MethodPost, "http://"+eddyAddr+"/v1/batch", strings.NewReader(`{"batch":[`+body+`]}`))
 				req.SetBasicAuth(key, "")
 				req.Header.Set("Content-Type", "application/json")

@@ -135,7 +135,7 @@ func announce(srv *server.Server, cfg *config.Config, roles []string) {
 		for _, src := range ws.Sources {
 			if ws.ID == "demo" {
 				fmt.Printf("  workspace %q, source %q: write key %s\n", ws.ID, src.ID, src.WriteKey)
-				fmt.Printf("  try: curl -u %s: -H 'Content-Type: application/json' -d '{\"userId\":\"u1\",\"event\":\"Hello\"}' http://%s/v1/track\n", src.WriteKey, addr)
+				fmt.Printf("  try: curl -u %s: -H 'Content-Type: application/json' -d '{\"userId\":\"u1\",\"event\":\"Hello\",\"context\":{\"consent\":{\"categoryPreferences\":{\"analytics\":true}}}}' http://%s/v1/track\n", src.WriteKey, addr)
 			}
 		}
 	}
