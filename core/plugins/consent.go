@@ -108,44 +108,37 @@ func identifier(raw json.RawMessage) string {
 	return ""
 }
 
-// verdict is what the consent gate decided about one event.
-type verdict struct {
-	prefs   consent.Preferences
-	present bool
-	policy  consent.Policy
-}
-
 // admit applies the workspace's policy to an entry before anything else
 // sees it: it reports whether the event may be processed at all (else the
 // refusal is counted by workspace and reason) and minimises it in place.
 // A policy that cannot be read fails the batch (it is retried): no event
 // passes the gate unchecked.
-func (r *Runtime) admit(ctx context.Context, e *event.Entry) (verdict, bool, error) {
+func (r *Runtime) admit(ctx context.Context, e *event.Entry) (bool, error) {
 	cp, err := r.policies.get(ctx, e.WorkspaceID)
 	if err != nil {
-		return verdict{}, false, err
+		return false, err
 	}
 	p := cp.p
 	prefs, present := consentOf(e.Payload, e.Context)
 	if ok, reason := p.Process(prefs, present); !ok {
 		consent.RefusedTotal.WithLabelValues(e.WorkspaceID, reason).Inc()
-		return verdict{}, false, nil
+		return false, nil
 	}
 	// A deleted person's events are dropped unless they carry consent
 	// again (what processing needs, granted in the event itself).
 	if cp.suppressedVisitor(e) && !(present && grantsAll(prefs, p.Required)) {
 		consent.RefusedTotal.WithLabelValues(e.WorkspaceID, "suppressed").Inc()
-		return verdict{}, false, nil
+		return false, nil
 	}
 	payload, batchCtx, ip, err := p.Minimise.Apply(e.WorkspaceID, e.Payload, e.Context, e.IP)
 	if err != nil {
 		// Not minimisable as configured (a payload the scanner cannot
 		// read): refused rather than stored unminimised.
 		consent.RefusedTotal.WithLabelValues(e.WorkspaceID, "unminimisable").Inc()
-		return verdict{}, false, nil
+		return false, nil
 	}
 	e.Payload, e.Context, e.IP = payload, batchCtx, ip
-	return verdict{prefs: prefs, present: present, policy: p}, true, nil
+	return true, nil
 }
 
 // consentOf is an event's consent, none if it is malformed (the

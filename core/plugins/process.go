@@ -48,7 +48,7 @@ func (r *Runtime) Process(ctx context.Context, b queue.Batch) ([]queue.DeadLette
 			// Consent first: an event its visitor did not allow goes no
 			// further (it is acknowledged and counted), and the rest is
 			// minimised before any processor or store sees it.
-			_, ok, err := r.admit(ctx, &m.Entry)
+			ok, err := r.admit(ctx, &m.Entry)
 			if err != nil {
 				return nil, fmt.Errorf("consent policy of workspace %s: %w", m.Entry.WorkspaceID, err)
 			}

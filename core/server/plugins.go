@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/plugin"
 	"github.com/eddy-cdp/eddy/core/plugins"
 	"github.com/eddy-cdp/eddy/core/queue"
+	"github.com/eddy-cdp/eddy/core/store"
 )
 
 // pluginRuntime returns the runtime of the installed plugins: their
@@ -33,7 +36,7 @@ func (s *Server) pluginRuntime(ctx context.Context) (*plugins.Runtime, error) {
 		Ingest:    s.ingest,
 		Collector: s.cfg.Collector,
 		// The consent gate: default deny, per the workspace's policy.
-		Policies:     s.store.PrivacyPolicy,
+		Policies:     s.privacyPolicy,
 		Suppressions: s.store.SuppressedHashes,
 		Logger:       s.log.With("role", RoleWorker),
 	})
@@ -125,4 +128,15 @@ func (s *Server) pluginsChanged(ctx context.Context) {
 			s.log.Warn("reload plugin installations after a change; retrying in the background", "err", err)
 		}
 	}
+}
+
+// privacyPolicy is a workspace's consent policy for the gate; a workspace
+// that does not exist (any more) has the default one, which denies what
+// lacks consent, rather than an error that would hold its shard's batches.
+func (s *Server) privacyPolicy(ctx context.Context, workspaceID string) (consent.Policy, error) {
+	p, err := s.store.PrivacyPolicy(ctx, workspaceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return consent.DefaultPolicy(), nil
+	}
+	return p, err
 }
