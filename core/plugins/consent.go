@@ -9,7 +9,6 @@ import (
 
 	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/event"
-	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
 )
 
 // Policies returns a workspace's consent policy.
@@ -189,13 +188,10 @@ func (g *gate) allows(ru *running, prefs consent.Preferences, present bool) bool
 	return ok
 }
 
-// allowsEvent is allows for a plugin event.
-func (g *gate) allowsEvent(ru *running, e *eddyplugin.Event) bool {
-	if g == nil {
-		return true
-	}
-	prefs, present := consentOf(e.Payload, e.BatchContext)
-	return g.allows(ru, prefs, present)
+// visitorConsent is an event's consent as its visitor sent it.
+type visitorConsent struct {
+	prefs   consent.Preferences
+	present bool
 }
 
 // grantsAll reports whether prefs grant every purpose.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -81,9 +82,13 @@ func (r *Runtime) Process(ctx context.Context, b queue.Batch) ([]queue.DeadLette
 func (r *Runtime) processWorkspace(ctx context.Context, b *queue.Batch, chain []*running, msgs []queue.Message) ([]queue.DeadLetter, error) {
 	byID := make(map[string]int, len(msgs))
 	cur := make([]eddyplugin.Event, len(msgs))
+	// Each event's consent as its visitor sent it, read once: what every
+	// processor is checked against, and what none may change.
+	consents := make([]visitorConsent, len(msgs))
 	for i, m := range msgs {
 		byID[m.Entry.MessageID] = i
 		cur[i] = toPluginEvent(&m.Entry)
+		consents[i].prefs, consents[i].present = consentOf(m.Entry.Payload, m.Entry.Context)
 	}
 	g, err := r.gateFor(ctx, msgs[0].Entry.WorkspaceID)
 	if err != nil {
@@ -95,7 +100,8 @@ func (r *Runtime) processWorkspace(ctx context.Context, b *queue.Batch, chain []
 		// consent its purposes need); the others pass it by.
 		var in, by []eddyplugin.Event
 		for _, e := range cur {
-			if ru.receives(e.Type) && g.allowsEvent(ru, &e) {
+			c := consents[byID[e.MessageID]]
+			if ru.receives(e.Type) && g.allows(ru, c.prefs, c.present) {
 				in = append(in, e)
 			} else {
 				by = append(by, e)
@@ -127,6 +133,7 @@ func (r *Runtime) processWorkspace(ctx context.Context, b *queue.Batch, chain []
 			}
 		}
 		next := by
+		changedConsent := 0
 		for _, e := range kept {
 			if !sent[e.MessageID] {
 				// Not an event it was given (or given twice): a processor
@@ -135,10 +142,18 @@ func (r *Runtime) processWorkspace(ctx context.Context, b *queue.Batch, chain []
 				continue
 			}
 			delete(sent, e.MessageID)
-			orig := msgs[byID[e.MessageID]].Entry
+			i := byID[e.MessageID]
+			if prefs, present := consentOf(e.Payload, e.BatchContext); present != consents[i].present || !maps.Equal(prefs, consents[i].prefs) {
+				// A plugin cannot grant itself, or the plugins after it,
+				// what the visitor did not.
+				dead = append(dead, queue.DeadLetter{Message: msgs[i], Reason: fmt.Sprintf("processor %s changed the event's consent", ru.in.PluginID)})
+				changedConsent++
+				continue
+			}
+			orig := msgs[i].Entry
 			next = append(next, keepIdentity(e, &orig))
 		}
-		ru.stats.events(int64(len(in)), int64(len(kept)), int64(len(rejected)))
+		ru.stats.events(int64(len(in)), int64(len(kept)-changedConsent), int64(len(rejected)+changedConsent))
 		cur = next
 	}
 	// Forward in stream order (events a processor did not receive were

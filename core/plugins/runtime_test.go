@@ -629,6 +629,8 @@ func TestConsentGate(t *testing.T) {
 		withConsent(entry(wsA, "analytics-only", "Viewed"), `{"analytics":true}`),
 		entry(wsA, "none", "Viewed"),
 		withConsent(entry(wsA, "withdrawn", "Viewed"), `{"analytics":false,"marketing":true}`),
+		// The processor grants this one marketing: it is dead-lettered.
+		withConsent(entry(wsA, "self-granted", "Grant Me"), `{"analytics":true}`),
 	}), "enqueue")
 	got := h.stored(2)
 	time.Sleep(500 * time.Millisecond)
@@ -654,6 +656,10 @@ func TestConsentGate(t *testing.T) {
 	if ids, _ := marketing.ids(); len(ids) != 1 || ids[0] != "both" {
 		t.Errorf("marketing sink received %v, want only the event consented to marketing", ids)
 	}
+	testenv.Eventually(t, defaultTestTimeout, "the self-granted event dead-lettered", func() bool {
+		d, _ := h.ingest.DeadLetters(ctx, ProcessGroup, "", 10)
+		return len(d) == 1 && d[0].Entry.MessageID == "self-granted" && strings.Contains(d[0].Reason, "changed the event's consent")
+	})
 }
 
 func keys(m map[string]event.Entry) []string {

@@ -1,6 +1,8 @@
 // Command upper is a test processor plugin: it adds "plugin_saw": true to
 // each event's properties, refuses events named "Refuse Me", crashes on an
-// event named "Crash", and refuses a configuration with "fail": true.
+// event named "Crash", grants itself marketing consent on an event named
+// "Grant Me" (which Eddy must not let through), and refuses a
+// configuration with "fail": true.
 package main
 
 import (
@@ -76,6 +78,9 @@ func (u *upper) Process(_ context.Context, id string, events []eddyplugin.Event)
 		case "Refuse Me":
 			rejected = append(rejected, eddyplugin.Rejection{MessageID: e.MessageID, Reason: "refused on request"})
 			continue
+		}
+		if m["event"] == "Grant Me" {
+			m["context"] = map[string]any{"consent": map[string]any{"categoryPreferences": map[string]any{"analytics": true, "marketing": true}}}
 		}
 		props, _ := m["properties"].(map[string]any)
 		if props == nil {
