@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -28,22 +25,7 @@ var (
 // testApp returns the test app (testdata/app), built once.
 func testApp(t *testing.T) []byte {
 	t.Helper()
-	appOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eddy-wasmhost-app-")
-		if err != nil {
-			appErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "app.wasm")
-		build := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/app")
-		build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := build.CombinedOutput(); err != nil {
-			appErr = fmt.Errorf("build the test app: %v\n%s", err, b)
-			return
-		}
-		appWasm, appErr = os.ReadFile(out)
-	})
+	appOnce.Do(func() { appWasm, appErr = buildModule("./testdata/app") })
 	if appErr != nil {
 		t.Fatal(appErr)
 	}

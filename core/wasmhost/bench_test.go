@@ -3,9 +3,6 @@ package wasmhost
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,22 +30,7 @@ var (
 
 // benchGuest builds testdata/benchguest once.
 func benchGuest(b *testing.B) []byte {
-	benchOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eddy-wasmbench-")
-		if err != nil {
-			benchErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "bench.wasm")
-		build := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/benchguest")
-		build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if msg, err := build.CombinedOutput(); err != nil {
-			benchErr = fmt.Errorf("build the benchmark module: %v\n%s", err, msg)
-			return
-		}
-		benchWasm, benchErr = os.ReadFile(out)
-	})
+	benchOnce.Do(func() { benchWasm, benchErr = buildModule("./testdata/benchguest") })
 	if benchErr != nil {
 		b.Fatal(benchErr)
 	}

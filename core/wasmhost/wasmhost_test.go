@@ -22,28 +22,34 @@ import (
 var guestWasm []byte
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eddy-wasmhost-")
-	if err != nil {
-		panic(err)
-	}
-	out := filepath.Join(dir, "guest.wasm")
-	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/guest")
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build the test module:", err)
+	var err error
+	if guestWasm, err = buildModule("./testdata/guest"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
-	}
-	if guestWasm, err = os.ReadFile(out); err != nil {
-		panic(err)
 	}
 	if runtime, err = NewRuntime(context.Background(), 512, ""); err != nil {
 		panic(err)
 	}
 	code := m.Run()
 	_ = runtime.Close(context.Background())
-	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// buildModule builds the Go package pkg for wasip1, as a guest is built,
+// and returns the module.
+func buildModule(pkg string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "eddy-wasmhost-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "module.wasm")
+	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
+	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+	}
+	return os.ReadFile(out)
 }
 
 // runtime is shared by the tests, so the module compiles once (compiling
