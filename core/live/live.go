@@ -31,6 +31,7 @@ import (
 	"github.com/bytedance/sonic"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/session"
 	"github.com/eddy-cdp/eddy/core/store"
 )
@@ -46,6 +47,10 @@ type Change struct {
 	// Absorbed lists the sessions this one absorbed (Kind "merged"): they
 	// no longer exist.
 	Absorbed []string `json:"absorbed,omitempty"`
+	// Consent is the visitor's consent as of the session's latest event
+	// that stated one (session.Session.Consent; nil: none did), for the
+	// tap to check apps' purposes against. It is not published.
+	Consent consent.Preferences `json:"-"`
 }
 
 // announcement writes a Change as published, around its session already
@@ -205,6 +210,7 @@ func coalesce(changes []session.Change, now time.Time) []coalesced {
 			continue
 		}
 		c.Session = store.StateOf(c.state, now)
+		c.Consent = c.state.Consent
 		kept = append(kept, c)
 	}
 	return kept

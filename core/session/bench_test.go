@@ -3,18 +3,23 @@ package session
 import (
 	"container/heap"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eddy-cdp/eddy/core/consent"
 )
 
 // traffic makes realistic visits: product URLs of realistic length, real
 // user agents, a third of visits from a campaign (some with a click id), a
 // third from another site, page views, product views, cart adds, some
-// identifies and orders.
+// identifies and orders. With consent set, every event states its
+// visitor's consent, drawn from another source so that the events are
+// otherwise the same.
 type traffic struct {
 	r         *rand.Rand
 	pages     []string
@@ -22,6 +27,20 @@ type traffic struct {
 	referrers []string
 	places    []Location
 	n         int
+	consent   *rand.Rand // nil: events state no consent
+}
+
+// withConsent makes the events state consent.
+func (tr *traffic) withConsent(seed uint64) *traffic {
+	tr.consent = rand.New(rand.NewPCG(seed+2, seed+3))
+	return tr
+}
+
+// consentChoices are what visitors choose in the benchmarks.
+var consentChoices = []consent.Preferences{
+	{"analytics": true, "marketing": true, "personalization": true},
+	{"analytics": true, "marketing": false, "personalization": false},
+	{"analytics": true, "marketing": true, "personalization": false},
 }
 
 func newTraffic(seed uint64) *traffic {
@@ -61,11 +80,27 @@ func (tr *traffic) visit(anon string, start time.Time) []Event {
 	place := tr.places[r.IntN(len(tr.places))]
 	place.IP = fmt.Sprintf("203.0.%d.%d", r.IntN(256), r.IntN(256))
 	var events []Event
+	var choice, withdrawn consent.Preferences
+	withdrawAt := -1
+	if tr.consent != nil {
+		choice = consentChoices[tr.consent.IntN(len(consentChoices))]
+		withdrawn = maps.Clone(choice)
+		withdrawn["marketing"] = false
+		if tr.consent.IntN(10) == 0 { // a tenth of visitors withdraw during the visit
+			withdrawAt = 1 + tr.consent.IntN(4)
+		}
+	}
 	add := func(typ, name, url string) *Event {
 		events = append(events, Event{
 			WorkspaceID: testWS, AnonymousID: anon, MessageID: fmt.Sprintf("%s-%d", anon, len(events)),
 			Type: typ, Name: name, Timestamp: at, URL: url, UserAgent: ua, Location: place,
 		})
+		switch e := &events[len(events)-1]; {
+		case withdrawAt >= 0 && len(events) > withdrawAt:
+			e.Consent = maps.Clone(withdrawn) // one map per event, as FromEntry makes them
+		case choice != nil:
+			e.Consent = maps.Clone(choice)
+		}
 		at = at.Add(time.Duration(5+r.IntN(120)) * time.Second)
 		return &events[len(events)-1]
 	}
@@ -111,9 +146,12 @@ func (tr *traffic) visit(anon string, start time.Time) []Event {
 // liveSessionBytes builds n visitors with one open session each, kept in
 // a map as the worker will keep them, and returns the heap bytes per
 // session, visitor and map entry included.
-func liveSessionBytes(tb testing.TB, n int) float64 {
+func liveSessionBytes(tb testing.TB, n int, withConsent bool) float64 {
 	ws := newTestWorkspace(tb, func(r *Rules) { r.OwnDomains = []string{"shop-example.com"} })
 	tr := newTraffic(42)
+	if withConsent {
+		tr.withConsent(42)
+	}
 	var out []Change
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -145,17 +183,19 @@ func liveSessionBytes(tb testing.TB, n int) float64 {
 // keep the test quick under the race detector.
 func TestMemoryPerSession(t *testing.T) {
 	const n = 20_000
-	perSession := liveSessionBytes(t, n)
-	t.Logf("%.0f bytes per live session (%d visitors)", perSession, n)
-	if perSession > 4096 {
-		t.Fatalf("%.0f bytes per live session, want at most 4096 (target 2048)", perSession)
+	for _, withConsent := range []bool{false, true} {
+		perSession := liveSessionBytes(t, n, withConsent)
+		t.Logf("%.0f bytes per live session (%d visitors, consent %v)", perSession, n, withConsent)
+		if perSession > 4096 {
+			t.Fatalf("%.0f bytes per live session (consent %v), want at most 4096 (target 2048)", perSession, withConsent)
+		}
 	}
 }
 
 func BenchmarkMemoryPerSession(b *testing.B) {
 	var perSession float64
 	for b.Loop() {
-		perSession = liveSessionBytes(b, 100_000)
+		perSession = liveSessionBytes(b, 100_000, false)
 	}
 	b.ReportMetric(perSession, "B/session")
 }
@@ -164,10 +204,19 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 // devices' visits interleaved in time, a tenth of the events up to a
 // minute late, a map lookup per event, and sessions closed when due (a
 // queue ordered by NextClose, swept every 100 events) with idle visitors
-// dropped.
+// dropped. Its events state no consent, or all do (one map each, as
+// FromEntry makes them).
 func BenchmarkApply(b *testing.B) {
+	b.Run("no-consent", func(b *testing.B) { benchmarkApply(b, false) })
+	b.Run("consent", func(b *testing.B) { benchmarkApply(b, true) })
+}
+
+func benchmarkApply(b *testing.B, withConsent bool) {
 	ws := newTestWorkspace(b, func(r *Rules) { r.OwnDomains = []string{"shop-example.com"} })
 	tr := newTraffic(7)
+	if withConsent {
+		tr.withConsent(7)
+	}
 	var events []Event
 	for range 20_000 {
 		anon := tr.anonymousID()
@@ -253,12 +302,18 @@ func (q *closeQueue) Pop() any {
 	return d
 }
 
+// BenchmarkFromEntry decodes a campaign page view, without and with the
+// consent the consent gate writes into the message's context.
 func BenchmarkFromEntry(b *testing.B) {
-	en := entryOf(&testing.T{}, "page_campaign.json", "")
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := FromEntry(en); err != nil {
-			b.Fatal(err)
-		}
+	for _, file := range []string{"page_campaign.json", "page_consent.json"} {
+		b.Run(strings.TrimSuffix(file, ".json"), func(b *testing.B) {
+			en := entryOf(&testing.T{}, file, "")
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := FromEntry(en); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -41,9 +41,17 @@
 // already closed is refused with ErrTooLate; one far from every session
 // the visitor keeps starts a session of its own, like a mobile app's
 // offline batch. Choices of "the earliest" or "the latest" event (landing
-// page, current page, user id, source, device, location, orders, cart
-// lines) go by event time, ties broken by message id, so the result does
-// not depend on arrival order, except as Visitor.Apply documents.
+// page, current page, user id, consent, source, device, location, orders,
+// cart lines) go by event time, ties broken by message id, so the result
+// does not depend on arrival order, except as Visitor.Apply documents.
+//
+// # Consent
+//
+// A session's Consent is the consent (context.consent.categoryPreferences,
+// as the consent gate left it) of its latest event that stated one, nil
+// while none did: an event without consent leaves it, and a late event
+// cannot restore what a later one withdrew. The plugin runtime reads it to
+// keep a session from an app whose purposes the visitor withdrew.
 //
 // # Ids
 //
@@ -56,9 +64,9 @@
 //
 // A worker that takes over a shard must rebuild the visitors its dead
 // owner had, exactly: Apply is not idempotent, and a visitor holds more
-// than its sessions show (the marks that order events, revenue in
-// millionths, track events, cart changes kept apart, the horizon behind
-// ErrTooLate). Visitor.AppendBinary writes all of it in a compact,
+// than its sessions show (the marks that order events, consent included,
+// revenue in millionths, track events, cart changes kept apart, the
+// horizon behind ErrTooLate). Visitor.AppendBinary writes all of it in a compact,
 // versioned binary format, and Workspace.RestoreVisitor reads it back into
 // a visitor that answers every later Apply, Close, SetProfileID, NextClose
 // and Sessions exactly as the original would have. AppendVisitors and
@@ -111,7 +119,8 @@
 // A live session costs about 1.3 KB with its visitor (TestMemoryPerSession
 // and BenchmarkMemoryPerSession measure it): URLs are cut to MaxURLBytes,
 // other strings to MaxTextBytes, repeated values (campaigns, countries,
-// product ids) are shared, a cart tracks at most MaxCartItems products and
-// keeps at most MaxCartChanges changes apart, and a session lists at most
-// MaxOrders orders.
+// product ids, consents) are shared, a cart tracks at most MaxCartItems
+// products and keeps at most MaxCartChanges changes apart, a session lists
+// at most MaxOrders orders and its consent at most
+// consent.MaxMessagePurposes purposes.
 package session

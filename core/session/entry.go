@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/event"
 )
 
@@ -27,7 +28,9 @@ import (
 //     an ad click id (gclid, fbclid... see ClickIDParams) from the query;
 //   - e-commerce: product_id, sku, name, price, quantity of Product Added
 //     and Removed; properties.products of Cart Viewed and Order Completed;
-//     order_id, total (else revenue) and currency of Order Completed.
+//     order_id, total (else revenue) and currency of Order Completed;
+//   - consent: context.consent.categoryPreferences, as the consent gate
+//     left it (see consentOf).
 //
 // A property or context field of an unexpected JSON type reads as absent
 // rather than failing: the event still counts in its session. An event
@@ -63,6 +66,7 @@ func FromEntry(en *event.Entry) (Event, error) {
 	if en.Type == TypeTrack {
 		e.Name = string(m.Event)
 	}
+	e.Consent = consentOf(ctx.Consent)
 	if e.Location.IP == "" {
 		e.Location.IP = en.IP
 	}
@@ -205,6 +209,9 @@ type (
 		OS        *osContext       `json:"os"`
 		Location  *locationContext `json:"location"`
 		IP        *string          `json:"ip"`
+		// Consent is kept raw and read by consentOf: an odd consent object
+		// must not cost the rest of the context.
+		Consent json.RawMessage `json:"consent"`
 	}
 	pageContext struct {
 		URL      string `json:"url"`
@@ -264,7 +271,46 @@ func (c messageContext) over(b messageContext) messageContext {
 	if c.IP == nil {
 		c.IP = b.IP
 	}
+	if c.Consent == nil {
+		c.Consent = b.Consent
+	}
 	return c
+}
+
+// consentOf reads the preferences of a context.consent object as
+// consent.Parse would, leniently: the consent gate has accepted the message
+// and written its effective consent there, so only the valid purposes'
+// true and false values are kept. It returns nil when the object states no
+// preferences (null, not an object, no categoryPreferences), and an empty
+// map when categoryPreferences is an object that grants nothing: that
+// withdraws every purpose, which must not read as "unknown".
+func consentOf(raw json.RawMessage) consent.Preferences {
+	if len(raw) == 0 {
+		return nil
+	}
+	var c struct {
+		CategoryPreferences consent.Preferences `json:"categoryPreferences"`
+	}
+	if event.Decode(raw, &c) == nil { // the usual case: only booleans, as the gate writes them
+		for purpose := range c.CategoryPreferences {
+			if !consent.ValidPurpose(purpose) {
+				delete(c.CategoryPreferences, purpose)
+			}
+		}
+		return c.CategoryPreferences
+	}
+	if prefs := consent.Lenient(raw); prefs != nil {
+		return prefs
+	}
+	var loose struct {
+		CategoryPreferences json.RawMessage `json:"categoryPreferences"`
+	}
+	if event.Decode(raw, &loose) == nil {
+		if cp := bytes.TrimSpace(loose.CategoryPreferences); len(cp) > 0 && cp[0] == '{' {
+			return consent.Preferences{} // no valid purpose with a boolean: nothing granted
+		}
+	}
+	return nil
 }
 
 func deref(s *string) string {
@@ -316,6 +362,7 @@ func looseContext(raw map[string]json.RawMessage) messageContext {
 	fit(raw["os"], &c.OS)
 	fit(raw["location"], &c.Location)
 	fit(raw["ip"], &c.IP)
+	c.Consent = raw["consent"]
 	return c
 }
 

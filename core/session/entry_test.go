@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/event"
 )
 
@@ -93,6 +94,16 @@ func TestFromEntry(t *testing.T) {
 			*e = base("m-8", TypeIdentify, "")
 			e.UserID = "u-42"
 		}},
+		{"page_consent.json", "", func(e *Event) {
+			*e = base("ajs-next-2", TypePage, "a1b2c3")
+			e.Name = "Home"
+			e.URL = "https://shop.com/?utm_source=google&utm_medium=cpc&utm_campaign=spring&gclid=Cj0KCQ"
+			e.Referrer = "https://www.google.com/"
+			e.Campaign = Campaign{Source: "google", Medium: "cpc", Name: "spring", Term: "running shoes", Content: "ad-1", ClickIDParam: "gclid", ClickID: "Cj0KCQ"}
+			e.UserAgent = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Safari/605.1.15"
+			e.Location = Location{Country: "France", City: "Lyon", IP: "203.0.113.7"}
+			e.Consent = consent.Preferences{"analytics": true, "marketing": false, "personalization": true}
+		}},
 		{"message_context.json", "batch_context.json", func(e *Event) {
 			*e = base("m-9", TypePage, "a1b2c3")
 			e.URL = "https://shop.com/from-message" // the message's page wins whole: no referrer
@@ -110,6 +121,61 @@ func TestFromEntry(t *testing.T) {
 			tt.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("FromEntry =\n%+v\nwant\n%+v", got, want)
+			}
+		})
+	}
+}
+
+// FromEntry reads consent as consent.Parse does (the message's context key
+// wins over the batch's, even when null), leniently: what the gate left
+// is read, an odd value reads as no consent and costs nothing else.
+func TestFromEntryConsent(t *testing.T) {
+	const prefs = `{"categoryPreferences":{"analytics":true,"marketing":false}}`
+	want := consent.Preferences{"analytics": true, "marketing": false}
+	tests := []struct {
+		name, context, batch string
+		want                 consent.Preferences
+	}{
+		{"none", `{"ip":"203.0.113.1"}`, "", nil},
+		{"in the message", `{"consent":` + prefs + `}`, "", want},
+		{"in the batch", `{"ip":"203.0.113.1"}`, `{"consent":` + prefs + `}`, want},
+		{"the message's wins", `{"consent":{"categoryPreferences":{"analytics":false}}}`, `{"consent":` + prefs + `}`, consent.Preferences{"analytics": false}},
+		{"the message's null hides the batch's", `{"consent":null}`, `{"consent":` + prefs + `}`, nil},
+		{"empty: everything withdrawn", `{"consent":{"categoryPreferences":{}}}`, "", consent.Preferences{}},
+		{"no valid purpose: everything withdrawn", `{"consent":{"categoryPreferences":{"Bad Name":true,"x":"yes"}}}`, "", consent.Preferences{}},
+		{"invalid purposes and values dropped", `{"consent":{"categoryPreferences":{"analytics":true,"marketing":false,"Bad":true,"ads":1}}}`, "", want},
+		{"no categoryPreferences", `{"consent":{"other":1}}`, "", nil},
+		{"null categoryPreferences", `{"consent":{"categoryPreferences":null}}`, "", nil},
+		{"categoryPreferences not an object", `{"consent":{"categoryPreferences":[true]}}`, "", nil},
+		{"consent not an object", `{"consent":"yes"}`, "", nil},
+		{"beside an odd context value", `{"page":"not an object","consent":` + prefs + `}`, "", want},
+		{"in an odd batch context", `{}`, `{"page":1,"consent":` + prefs + `}`, want},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			payload := `{"type":"track","event":"Clicked","messageId":"m-1","anonymousId":"a1","context":` + tt.context + `}`
+			en := &event.Entry{WorkspaceID: testWS, MessageID: "m-1", Type: TypeTrack, Timestamp: t0, Payload: []byte(payload)}
+			if tt.batch != "" {
+				en.Context = []byte(tt.batch)
+			}
+			e, err := FromEntry(en)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(e.Consent, tt.want) {
+				t.Fatalf("consent %v (nil: %v), want %v (nil: %v)", e.Consent, e.Consent == nil, tt.want, tt.want == nil)
+			}
+			// Where consent.Parse accepts the message, both read the same.
+			if prefs, present, err := consent.Parse(en.Payload, en.Context); err == nil {
+				if !present {
+					prefs = nil
+				}
+				if !reflect.DeepEqual(e.Consent, prefs) {
+					t.Fatalf("consent %v, consent.Parse reads %v (present: %v)", e.Consent, prefs, present)
+				}
+			}
+			if e.Name != "Clicked" || e.AnonymousID != "a1" {
+				t.Fatalf("the rest of the event was not read: %+v", e)
 			}
 		})
 	}

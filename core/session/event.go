@@ -1,6 +1,10 @@
 package session
 
-import "time"
+import (
+	"time"
+
+	"github.com/eddy-cdp/eddy/core/consent"
+)
 
 // Segment call types.
 const (
@@ -57,6 +61,11 @@ type Event struct {
 	OrderID  string
 	Total    float64
 	Currency string
+	// Consent is the consent the event states (its
+	// context.consent.categoryPreferences), nil when it states none; an
+	// empty, non-nil map states that nothing but necessary is granted. The
+	// engine reads it and never modifies it.
+	Consent consent.Preferences
 }
 
 // Campaign holds the campaign parameters of a visit: the utm_* values and

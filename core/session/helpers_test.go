@@ -3,10 +3,13 @@ package session
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eddy-cdp/eddy/core/consent"
 )
 
 const (
@@ -65,6 +68,12 @@ func click(param, id string) opt {
 }
 
 func user(id string) opt { return func(e *Event) { e.UserID = id } }
+
+// consents sets the event's consent to a fresh map, as FromEntry makes one
+// per event.
+func consents(p consent.Preferences) opt {
+	return func(e *Event) { e.Consent = maps.Clone(p) }
+}
 
 func products(ps ...Product) opt { return func(e *Event) { e.Products = ps } }
 

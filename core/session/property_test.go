@@ -7,13 +7,16 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/eddy-cdp/eddy/core/consent"
 )
 
 // genStream generates the events of one device, in time order: visits
 // separated by gaps below, around and above the timeout, each a landing
 // page (with a campaign or an external referrer when keyed) and a few
 // page views, track, identify and e-commerce events seconds to minutes
-// apart. Times are distinct.
+// apart. Landing pages and identify calls may state a consent. Times are
+// distinct.
 func genStream(r *rand.Rand, anon string, keyed bool) []Event {
 	var events []Event
 	at := time.Duration(r.Int64N(int64(time.Hour)))
@@ -26,6 +29,8 @@ func genStream(r *rand.Rand, anon string, keyed bool) []Event {
 	pick := func(list ...string) string { return list[r.IntN(len(list))] }
 	campaigns := []Campaign{{Source: "google", Medium: "cpc", Name: "a"}, {Source: "news", Medium: "email", Name: "b"}, {ClickIDParam: "gclid", ClickID: "c1"}}
 	cart := []Product{{ID: "p1", Price: 10}, {ID: "p2", Price: 2.5}, {ID: "p3", Price: 99.99}}
+	choices := []consent.Preferences{nil, nil, granted, withdrawn, nothing}
+	choice := func() opt { return consents(choices[r.IntN(len(choices))]) }
 	for v := range 1 + r.IntN(5) {
 		if v > 0 {
 			switch r.IntN(3) {
@@ -40,7 +45,7 @@ func genStream(r *rand.Rand, anon string, keyed bool) []Event {
 		if r.IntN(4) == 0 {
 			add(TypeTrack, func(e *Event) { e.Name = "Application Opened" })
 		}
-		landing := []opt{func(e *Event) { e.URL = pick(home, home+"sale", home+"p/1") }}
+		landing := []opt{func(e *Event) { e.URL = pick(home, home+"sale", home+"p/1") }, choice()}
 		if keyed {
 			switch r.IntN(4) {
 			case 0:
@@ -58,7 +63,7 @@ func genStream(r *rand.Rand, anon string, keyed bool) []Event {
 			case 2:
 				add(TypeTrack, func(e *Event) { e.Name = "Clicked" })
 			case 3:
-				add(TypeIdentify, user(pick("u1", "u2")), func(e *Event) {
+				add(TypeIdentify, user(pick("u1", "u2")), choice(), func(e *Event) {
 					e.UserAgent = pick("", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Safari/604.1")
 				})
 			case 4:

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/eddy-cdp/eddy/core/consent"
 )
 
 // Session is one visit of a device: the state the engine keeps and the
@@ -21,6 +23,14 @@ type Session struct {
 	// ProfileID is the identity profile, filled by the caller through
 	// Visitor.SetProfileID; the engine only carries it.
 	ProfileID string
+	// Consent is the consent of the session's latest event that stated one
+	// (Event.Consent), nil while none did: an event without consent leaves
+	// it as it is, and a late event never overrides a later one's. An empty
+	// map grants nothing but necessary. It holds at most
+	// consent.MaxMessagePurposes valid purposes, the first by name when an
+	// event stated more (a purpose left out is not granted). The map is
+	// shared between sessions: read it, never modify it.
+	Consent consent.Preferences
 	// Start is the time of the earliest event, LastEvent of the latest.
 	Start     time.Time
 	LastEvent time.Time
@@ -62,6 +72,7 @@ type Session struct {
 	sourceAt     mark   // the event that set Campaign and refHost
 	refHost      string // the external referrer host of that event
 	userAt       mark
+	consentAt    mark // set exactly when Consent is not nil
 	deviceAt     mark
 	locationAt   mark
 }

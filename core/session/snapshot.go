@@ -1,12 +1,15 @@
 package session
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/event"
 )
 
@@ -20,15 +23,22 @@ import (
 //
 // A visitor snapshot (Visitor.AppendBinary) is
 //
-//	format byte (1) · workspace id · body
+//	format byte (2) · workspace id · body
 //
 // and a shard snapshot (AppendVisitors) is
 //
-//	format byte (0x81) · n · n workspace ids · m · m × (workspace index · body length · body)
+//	format byte (0x82) · n · n workspace ids · m · m × (workspace index · body length · body)
 //
 // with a body
 //
 //	anonymous id · profile id · horizon · n · n sessions
+//
+// A session ends with its consent: the mark of the event it came from, and
+// when that is set, the number of purposes and each purpose in increasing
+// byte order followed by a byte, 1 granted or 0 not (so an empty consent
+// and no consent differ). Formats 1 and 0x81, written by builds before
+// sessions kept consent, are the same without it; they are still read, as
+// sessions without consent.
 //
 // Integers are varints (encoding/binary: Uvarint for counts and lengths,
 // zig-zag Varint for signed values), strings a length and their bytes, ids
@@ -45,15 +55,19 @@ import (
 //
 // Decoding accepts exactly what encoding writes: one encoding per state,
 // minimal varints, no trailing byte. It checks the caps the engine keeps
-// (string lengths, MaxOrders, MaxCartItems, MaxCartChanges) and the order
-// of the sessions, and never trusts a count further than the bytes left.
+// (string lengths, MaxOrders, MaxCartItems, MaxCartChanges,
+// consent.MaxMessagePurposes and valid purpose names) and the order of the
+// sessions, and never trusts a count further than the bytes left.
 // The format is versioned by its first byte: a change of layout or of the
 // meaning of a field (including the order of channelGroups and
 // deviceTypes) needs a new format byte, and decoding the old one for as
 // long as checkpoints in it may exist.
 const (
-	visitorFormat = 1    // Visitor.AppendBinary
-	shardFormat   = 0x81 // AppendVisitors
+	visitorFormat = 2    // Visitor.AppendBinary
+	shardFormat   = 0x82 // AppendVisitors
+	// The formats before sessions kept consent, read only.
+	visitorFormatNoConsent = 1
+	shardFormatNoConsent   = 0x81
 )
 
 // ErrInvalidSnapshot refuses a snapshot that is not one: an unknown format
@@ -115,7 +129,7 @@ func (v *Visitor) AppendBinary(b []byte) ([]byte, error) {
 	}
 	b = append(b, visitorFormat)
 	b = appendString(b, v.ws.id)
-	return v.appendBody(b), nil
+	return v.appendBody(b, true), nil
 }
 
 // RestoreVisitor returns the visitor whose snapshot (Visitor.AppendBinary)
@@ -125,7 +139,7 @@ func (v *Visitor) AppendBinary(b []byte) ([]byte, error) {
 // not kept.
 func (w *Workspace) RestoreVisitor(data []byte) (*Visitor, error) {
 	d := decoder{b: data, size: len(data)}
-	d.format(visitorFormat)
+	d.format(false)
 	if id := d.raw(); d.err == nil && string(id) != w.id {
 		return nil, fmt.Errorf("%w: a visitor of workspace %q, restored into workspace %q", ErrInvalidSnapshot, id, w.id)
 	}
@@ -175,7 +189,7 @@ func AppendVisitors(b []byte, vs []*Visitor) ([]byte, error) {
 		if err := v.validate(); err != nil {
 			return b[:b0], fmt.Errorf("shard snapshot: visitor %d (%s of workspace %s): %w", i, v.anonymousID, v.ws.id, err)
 		}
-		body = v.appendBody(body[:0])
+		body = v.appendBody(body[:0], true)
 		b = binary.AppendUvarint(b, uint64(index[v.ws]))
 		b = binary.AppendUvarint(b, uint64(len(body)))
 		b = append(b, body...)
@@ -191,7 +205,7 @@ func AppendVisitors(b []byte, vs []*Visitor) ([]byte, error) {
 // visitors of one device and workspace are an error too.
 func RestoreVisitors(data []byte, workspace func(id string) (*Workspace, error)) ([]*Visitor, error) {
 	d := decoder{b: data, size: len(data)}
-	d.format(shardFormat)
+	d.format(true)
 	wss := make([]*Workspace, d.countIn("workspaces", 1))
 	listed := make(map[string]bool, len(wss))
 	for i := range wss {
@@ -227,7 +241,7 @@ func RestoreVisitors(data []byte, workspace func(id string) (*Workspace, error))
 		if d.err != nil || wss[k] == nil {
 			continue
 		}
-		sub := decoder{b: body, size: len(body), base: at}
+		sub := decoder{b: body, size: len(body), base: at, consent: d.consent}
 		v := sub.visitor(wss[k])
 		sub.end()
 		if sub.err != nil {
@@ -333,6 +347,23 @@ func (s *Session) validate() error {
 				len(o.ID), len(o.Currency), maxIDBytes, MaxTextBytes)
 		}
 	}
+	return s.validateConsent()
+}
+
+// validateConsent checks what keptConsent ensures: a consent exactly when
+// its mark is set, of at most consent.MaxMessagePurposes valid purposes.
+func (s *Session) validateConsent() error {
+	switch {
+	case s.consentAt.set() != (s.Consent != nil):
+		return fmt.Errorf("consent set: %v, its mark set: %v", s.Consent != nil, s.consentAt.set())
+	case len(s.Consent) > consent.MaxMessagePurposes:
+		return fmt.Errorf("consent of %d purposes, more than %d", len(s.Consent), consent.MaxMessagePurposes)
+	}
+	for purpose := range s.Consent {
+		if !consent.ValidPurpose(purpose) {
+			return fmt.Errorf("consent purpose of %d bytes not valid", len(purpose))
+		}
+	}
 	return nil
 }
 
@@ -345,18 +376,20 @@ func (it *Item) validate() error {
 
 // Encoding.
 
-func (v *Visitor) appendBody(b []byte) []byte {
+// appendBody writes the visitor's body; withConsent is false only for the
+// tests' snapshots in the formats before consent.
+func (v *Visitor) appendBody(b []byte, withConsent bool) []byte {
 	b = appendString(b, v.anonymousID)
 	b = appendString(b, v.profileID)
 	b = binary.AppendVarint(b, v.horizon)
 	b = binary.AppendUvarint(b, uint64(len(v.open)))
 	for i := range v.open {
-		b = appendSession(b, &v.open[i])
+		b = appendSession(b, &v.open[i], withConsent)
 	}
 	return b
 }
 
-func appendSession(b []byte, s *Session) []byte {
+func appendSession(b []byte, s *Session, withConsent bool) []byte {
 	start := s.Start.UnixNano()
 	base := mark{at: start, ord: s.startOrd}
 	b = append(b, s.ID[:]...)
@@ -419,6 +452,35 @@ func appendSession(b []byte, s *Session) []byte {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(o.Total))
 		b = appendMark(b, o.at, base)
 		b = binary.AppendVarint(b, o.Time.UnixNano()-o.at.at) // 0: the order's time is its event's
+	}
+	if withConsent {
+		b = appendConsent(b, s, base)
+	}
+	return b
+}
+
+// appendConsent writes the session's consent, its purposes sorted so that a
+// consent has one encoding. validate has checked there are at most
+// consent.MaxMessagePurposes: sorting them does not allocate.
+func appendConsent(b []byte, s *Session, base mark) []byte {
+	b = appendMark(b, s.consentAt, base)
+	if !s.consentAt.set() {
+		return b
+	}
+	var buf [consent.MaxMessagePurposes]string
+	purposes := buf[:0]
+	for purpose := range s.Consent {
+		purposes = append(purposes, purpose)
+	}
+	slices.Sort(purposes)
+	b = binary.AppendUvarint(b, uint64(len(purposes)))
+	for _, purpose := range purposes {
+		b = appendString(b, purpose)
+		if s.Consent[purpose] {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
 	}
 	return b
 }
@@ -502,10 +564,11 @@ func appendItem(b []byte, it *Item) []byte {
 // returns a zero value, so that a decoding function checks d.err once at
 // its end (and before loops, which counts bound anyway).
 type decoder struct {
-	b    []byte
-	size int // of the data, for offsets
-	base int // offset of the data in the enclosing snapshot
-	err  error
+	b       []byte
+	size    int  // of the data, for offsets
+	base    int  // offset of the data in the enclosing snapshot
+	consent bool // sessions end with their consent (format 2 on)
+	err     error
 }
 
 func (d *decoder) offset() int { return d.base + d.size - len(d.b) }
@@ -517,19 +580,26 @@ func (d *decoder) fail(format string, args ...any) {
 	d.b = nil
 }
 
-func (d *decoder) format(want byte) {
+// format reads the format byte of a shard snapshot or a visitor's: the
+// current format or the one before consent, which sets d.consent.
+func (d *decoder) format(shard bool) {
+	want, old := byte(visitorFormat), byte(visitorFormatNoConsent)
+	if shard {
+		want, old = shardFormat, shardFormatNoConsent
+	}
 	switch f := d.byte(); {
 	case d.err != nil:
-	case f == want:
-	case f == visitorFormat || f == shardFormat:
+	case f == want || f == old:
+		d.consent = f == want
+	case f == visitorFormat || f == visitorFormatNoConsent || f == shardFormat || f == shardFormatNoConsent:
 		d.fail("a %s snapshot, not a %s one", formatName(f), formatName(want))
 	default:
-		d.fail("unknown format %#x: this build reads %s snapshots in format %#x", f, formatName(want), want)
+		d.fail("unknown format %#x: this build reads %s snapshots in formats %#x and %#x", f, formatName(want), old, want)
 	}
 }
 
 func formatName(f byte) string {
-	if f == shardFormat {
+	if f == shardFormat || f == shardFormatNoConsent {
 		return "shard"
 	}
 	return "visitor"
@@ -823,6 +893,46 @@ func (d *decoder) session(v *Visitor, s *Session) {
 			o.Time = time.Unix(0, o.at.at+d.varint()).UTC()
 		}
 	}
+	if d.consent {
+		if s.consentAt = d.mark(base); s.consentAt.set() {
+			s.Consent = d.consentPrefs()
+		}
+	}
+}
+
+// consentPrefs reads the purposes of a consent, in increasing order, into
+// the shared map keptConsent would make of them.
+func (d *decoder) consentPrefs() consent.Preferences {
+	n := d.count("consent purposes", consent.MaxMessagePurposes)
+	var purposes [consent.MaxMessagePurposes][]byte
+	var granted [consent.MaxMessagePurposes]bool
+	var kb [256]byte
+	key := kb[:0]
+	for i := 0; i < n && d.err == nil; i++ {
+		p := d.raw()
+		switch g := d.byte(); {
+		case d.err != nil:
+		case !consent.ValidPurpose(string(p)):
+			d.fail("consent purpose %d of %d bytes not valid", i, len(p))
+		case i > 0 && bytes.Compare(purposes[i-1], p) >= 0:
+			d.fail("consent purpose %d not after the one before", i)
+		case g > 1:
+			d.fail("consent value %d, want 0 or 1", g)
+		default:
+			purposes[i], granted[i] = p, g == 1
+			key = appendConsentKey(key, p, granted[i])
+		}
+	}
+	if d.err != nil {
+		return nil
+	}
+	return internConsent(key, func() consent.Preferences {
+		prefs := make(consent.Preferences, n)
+		for i := range n {
+			prefs[internBytes(purposes[i])] = granted[i]
+		}
+		return prefs
+	})
 }
 
 func (d *decoder) item(it *Item) {

@@ -3,15 +3,20 @@ package session
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eddy-cdp/eddy/core/consent"
 )
 
 // call is one call a worker makes on a visitor: Apply an event, Close at a
@@ -149,6 +154,10 @@ func snapshotCases() []snapshotCase {
 		return func(e *Event) { e.Location = Location{Country: country, City: city, IP: ip} }
 	}
 	var many, orders, wide []call
+	widest := consent.Preferences{}
+	for i := range consent.MaxMessagePurposes + 10 {
+		widest[fmt.Sprintf("p%02d%s", i, long("z", 60))[:63]] = i%3 == 0
+	}
 	for i := range MaxCartChanges + 50 {
 		many = append(many, applyCall(tr(fmt.Sprint("m", i), time.Duration(i)*time.Second, ProductAdded,
 			products(p(fmt.Sprint("p", i%7), float64(i%5))))))
@@ -175,8 +184,9 @@ func snapshotCases() []snapshotCase {
 		{
 			name: "typical visit",
 			setup: []call{
-				applyCall(pv("a", 0, home, referrer("https://www.google.com/"), ua("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0 Safari/537.36"), loc("France", "Lyon", "203.0.113.9"))),
-				applyCall(tr("b", minutes(1), ProductAdded, products(Product{ID: "p1", Price: 9.99}))),
+				applyCall(pv("a", 0, home, referrer("https://www.google.com/"), ua("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0 Safari/537.36"), loc("France", "Lyon", "203.0.113.9"),
+					consents(consent.Preferences{"analytics": true}))),
+				applyCall(tr("b", minutes(1), ProductAdded, products(Product{ID: "p1", Price: 9.99}), consents(granted))),
 				applyCall(ev("c", TypeIdentify, minutes(2), user("u-1"))),
 				applyCall(tr("d", minutes(3), ProductAdded, products(Product{ID: "p2", Price: 0.1, Quantity: 3}))),
 				applyCall(tr("e", minutes(4), OrderCompleted, order("o-1", 10.29))),
@@ -184,7 +194,7 @@ func snapshotCases() []snapshotCase {
 				applyCall(pv("g", minutes(50), home, utm("news", "email", "may"))),
 				applyCall(tr("h", minutes(52), ProductAdded, products(Product{ID: "p3", Price: 1}))),
 				applyCall(tr("i", minutes(53), ProductRemoved, products(Product{ID: "p3"}))),
-				applyCall(pv("j", minutes(60), home+"p")),
+				applyCall(pv("j", minutes(60), home+"p", consents(nothing))),
 				applyCall(tr("k", minutes(60), "Same Instant")),
 			},
 			check: func(v *Visitor) string { return wantLen(v, 2) },
@@ -334,6 +344,29 @@ func snapshotCases() []snapshotCase {
 		},
 		{name: "several open sessions", setup: wide, check: func(v *Visitor) string { return wantLen(v, 6) }},
 		{
+			name: "consent",
+			setup: []call{
+				applyCall(pv("a", 0, home, consents(granted))),
+				applyCall(tr("b", minutes(1), "Clicked")),
+				applyCall(ev("c", TypeIdentify, minutes(2), user("u-1"), consents(withdrawn))),
+				applyCall(tr("late", minutes(1.5), "Clicked", consents(granted))), // earlier than c: ignored
+				applyCall(pv("d", minutes(60), home, consents(nothing))),
+				applyCall(pv("e", minutes(120), home)),
+			},
+			check: func(v *Visitor) string {
+				if len(v.open) != 3 || !reflect.DeepEqual(v.open[0].Consent, withdrawn) || v.open[1].Consent == nil ||
+					len(v.open[1].Consent) != 0 || v.open[2].Consent != nil {
+					return fmt.Sprintf("consents %v", consentsOf(v.open))
+				}
+				return ""
+			},
+			future: []call{
+				applyCall(tr("later", minutes(3), "Clicked", consents(granted))),
+				applyCall(tr("none", minutes(121), "Clicked")),
+				applyCall(tr("first", minutes(125), "Clicked", consents(withdrawn))),
+			},
+		},
+		{
 			name: "values at the caps",
 			setup: []call{
 				applyCall(pv("a", 0, home+long("é/ü", 700), referrer("https://"+long("\xff", 150)+".com/"), user(long("u", 300)),
@@ -341,7 +374,7 @@ func snapshotCases() []snapshotCase {
 				applyCall(tr("b", minutes(1), ProductAdded, products(Product{ID: long("i", 200), SKU: long("k", 200), Name: long("n", 200), Price: 1e9, Quantity: 1 << 40}))),
 				applyCall(tr("c", minutes(2), OrderCompleted, order(long("o", 300), 1e12))),
 				profileCall(long("p", 300)),
-				applyCall(pv("d", minutes(40), home, referrer("https://WWW.İSTANBUL-"+long("Ⱥ", 120)+".example/"))),
+				applyCall(pv("d", minutes(40), home, referrer("https://WWW.İSTANBUL-"+long("Ⱥ", 120)+".example/"), consents(widest))),
 			},
 			check: func(v *Visitor) string {
 				if len(v.open) != 2 || len(v.open[0].LandingPage) > MaxURLBytes || len(v.open[0].LandingPage) < MaxURLBytes-3 {
@@ -371,11 +404,11 @@ func probes() []call {
 		case 0:
 			calls = append(calls, applyCall(tr(id, at, "Clicked")))
 		case 1:
-			calls = append(calls, applyCall(pv(id, at, home+"p", referrer("https://www.bing.com/"))))
+			calls = append(calls, applyCall(pv(id, at, home+"p", referrer("https://www.bing.com/"), consents(withdrawn))))
 		case 2:
 			calls = append(calls, applyCall(tr(id, at, ProductAdded, products(Product{ID: "p1", Price: 3}))))
 		default:
-			calls = append(calls, applyCall(pv(id, at, home, utm("other", "cpc", "x"))))
+			calls = append(calls, applyCall(pv(id, at, home, utm("other", "cpc", "x"), consents(nothing))))
 		}
 	}
 	return append(calls,
@@ -486,9 +519,13 @@ func TestPropertySnapshotAnywhere(t *testing.T) {
 	t.Logf("%d restores", restores)
 }
 
-// typicalVisitors returns n visitors with one realistic visit each.
-func typicalVisitors(tb testing.TB, ws *Workspace, n int) []*Visitor {
+// typicalVisitors returns n visitors with one realistic visit each, its
+// events stating consent or not.
+func typicalVisitors(tb testing.TB, ws *Workspace, n int, withConsent bool) []*Visitor {
 	tr := newTraffic(42)
+	if withConsent {
+		tr.withConsent(42)
+	}
 	vs := make([]*Visitor, n)
 	var out []Change
 	for i := range vs {
@@ -509,7 +546,7 @@ func typicalVisitors(tb testing.TB, ws *Workspace, n int) []*Visitor {
 func TestSnapshotSize(t *testing.T) {
 	ws := newTestWorkspace(t, func(r *Rules) { r.OwnDomains = []string{"shop-example.com"} })
 	var sizes []int
-	for _, v := range typicalVisitors(t, ws, 1000) {
+	for _, v := range typicalVisitors(t, ws, 1000, true) {
 		sizes = append(sizes, len(snapshotOf(t, v)))
 	}
 	slices.Sort(sizes)
@@ -635,7 +672,14 @@ func mapKeys(m map[string]*Visitor) func(func(string) bool) {
 // snapshots of states the engine never reaches.
 func rawSnapshot(v *Visitor) []byte {
 	b := appendString([]byte{visitorFormat}, v.ws.id)
-	return v.appendBody(b)
+	return v.appendBody(b, true)
+}
+
+// snapshotNoConsent writes v's snapshot in the format before consent, as
+// the build before it wrote it (TestSnapshotOldFormats checks that).
+func snapshotNoConsent(v *Visitor) []byte {
+	b := appendString([]byte{visitorFormatNoConsent}, v.ws.id)
+	return v.appendBody(b, false)
 }
 
 // typicalVisitor returns the visitor of the "typical visit" case.
@@ -677,9 +721,21 @@ func TestRestoreVisitorRejects(t *testing.T) {
 		want string // in the error
 	}{
 		{"empty", nil, ws, "truncated"},
-		{"unknown format", append([]byte{2}, good[1:]...), ws, "unknown format 0x2"},
+		{"unknown format", append([]byte{3}, good[1:]...), ws, "unknown format 0x3: this build reads visitor snapshots in formats 0x1 and 0x2"},
 		{"format 0", append([]byte{0}, good[1:]...), ws, "unknown format"},
 		{"a shard snapshot", append([]byte{shardFormat}, good[1:]...), ws, "a shard snapshot"},
+		{"an old shard snapshot", append([]byte{shardFormatNoConsent}, good[1:]...), ws, "a shard snapshot"},
+		{"the old format with consent", append([]byte{visitorFormatNoConsent}, good[1:]...), ws, "at byte"}, // read as the next field
+		{"consent purposes out of order", consentBytes(t, good, "\x09analytics\x01\x09marketing\x01", "\x09marketing\x01\x09analytics\x01"), ws, "consent purpose 1 not after the one before"},
+		{"a consent purpose twice", consentBytes(t, good, "\x09analytics\x01\x09marketing\x01", "\x09analytics\x01\x09analytics\x01"), ws, "consent purpose 1 not after the one before"},
+		{"a consent value not 0 or 1", consentBytes(t, good, "\x09analytics\x01\x09marketing\x01", "\x09analytics\x01\x09marketing\x02"), ws, "consent value 2, want 0 or 1"},
+		{"a consent purpose not valid", consentBytes(t, good, "\x09analytics\x01\x09marketing\x01", "\x09analytics\x01\x09Marketing\x01"), ws, "consent purpose 1 of 9 bytes not valid"},
+		{"consent over MaxMessagePurposes", edit(func(v *Visitor) {
+			v.open[0].Consent = consent.Preferences{}
+			for i := range consent.MaxMessagePurposes + 1 {
+				v.open[0].Consent[fmt.Sprint("p", i)] = true
+			}
+		}), ws, "51 consent purposes, more than 50"},
 		{"trailing byte", append(slices.Clone(good), 0), ws, "1 bytes left over"},
 		{"another workspace", good, other, `a visitor of workspace "ws-1", restored into workspace "ws-2"`},
 		{"non-minimal varint", append([]byte{visitorFormat, 0x84, 0x00}, good[2:]...), ws, "not minimal"},
@@ -721,6 +777,16 @@ func TestRestoreVisitorRejects(t *testing.T) {
 	}
 }
 
+// consentBytes returns good with the bytes from, which it holds once,
+// replaced by to.
+func consentBytes(t *testing.T, good []byte, from, to string) []byte {
+	t.Helper()
+	if n := bytes.Count(good, []byte(from)); n != 1 {
+		t.Fatalf("the snapshot holds %q %d times, want once", from, n)
+	}
+	return bytes.Replace(good, []byte(from), []byte(to), 1)
+}
+
 func TestAppendBinaryRefusesBrokenState(t *testing.T) {
 	ws := newTestWorkspace(t, nil)
 	v := typicalVisitor(t, ws)
@@ -738,13 +804,122 @@ func TestAppendBinaryRefusesBrokenState(t *testing.T) {
 	}
 }
 
+// oldSnapshots reads testdata/snapshots_v1.txt: snapshots the build before
+// consent wrote (formats 1 and 0x81), by case name ("shard" for the shard).
+func oldSnapshots(tb testing.TB) map[string][]byte {
+	tb.Helper()
+	text, err := os.ReadFile(filepath.Join("testdata", "snapshots_v1.txt"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for line := range strings.Lines(string(text)) {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, hexData, ok := strings.Cut(strings.TrimSpace(line), " ")
+		data, err := hex.DecodeString(hexData)
+		if !ok || err != nil {
+			tb.Fatalf("snapshots_v1.txt: bad line %.40q", line)
+		}
+		out[strings.ReplaceAll(name, "_", " ")] = data
+	}
+	return out
+}
+
+// withoutConsent returns calls with their events' consent removed: the
+// calls the build before consent saw.
+func withoutConsent(calls []call) []call {
+	out := make([]call, len(calls))
+	for i, c := range calls {
+		if c.e != nil {
+			e := *c.e
+			e.Consent = nil
+			c.e = &e
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// Checkpoints of the build before consent still restore: each old snapshot
+// gives the visitor its calls build without consent, answers later calls
+// as it does, and is what the old-format writer of these tests writes, so
+// that the fuzz tests' old-format checks hold the real format.
+func TestSnapshotOldFormats(t *testing.T) {
+	ws := newTestWorkspace(t, nil)
+	old := oldSnapshots(t)
+	cases := snapshotCases()
+	if len(old) != len(cases)-1+1 { // every case but "consent", and the shard
+		t.Fatalf("%d old snapshots, want %d", len(old), len(cases))
+	}
+	for _, tt := range cases {
+		data, ok := old[tt.name]
+		if !ok {
+			if tt.name != "consent" {
+				t.Errorf("no old snapshot of %q", tt.name)
+			}
+			continue
+		}
+		t.Run(tt.name, func(t *testing.T) {
+			want := ws.NewVisitor(testAnon)
+			for _, c := range withoutConsent(tt.setup) {
+				c.do(want)
+			}
+			got, err := ws.RestoreVisitor(data)
+			if err != nil {
+				t.Fatalf("restore: %v", err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("restored visitor differs: %s", diffVisitors(got, want))
+			}
+			if again := snapshotNoConsent(got); !bytes.Equal(again, data) {
+				t.Fatalf("written again in the old format:\n%x\nwant\n%x", again, data)
+			}
+			if snap := snapshotOf(t, got); snap[0] != visitorFormat {
+				t.Fatalf("written again in format %#x, want %#x", snap[0], visitorFormat)
+			}
+			roundTrip(t, got)
+			sameAnswers(t, want, got, append(tt.future, probes()...)...)
+		})
+	}
+	t.Run("shard", func(t *testing.T) {
+		ws2, err := NewWorkspace("ws-2", DefaultRules())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := ws.NewVisitor(testAnon)
+		for _, c := range withoutConsent(cases[2].setup) {
+			c.do(a)
+		}
+		b := ws2.NewVisitor("anon-2")
+		applyAll(t, b, func() Event { e := pv("x", 0, home); e.WorkspaceID, e.AnonymousID = "ws-2", "anon-2"; return e }())
+		want := []*Visitor{a, b, ws.NewVisitor("anon-3")}
+		lookup := func(id string) (*Workspace, error) { return map[string]*Workspace{testWS: ws, "ws-2": ws2}[id], nil }
+		got, err := RestoreVisitors(old["shard"], lookup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatal("the old shard snapshot restores other visitors than it holds")
+		}
+		snap, err := AppendVisitors(nil, got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := RestoreVisitors(snap, lookup); err != nil || snap[0] != shardFormat || !reflect.DeepEqual(again, want) {
+			t.Fatalf("written again in format %#x and restored: %v", snap[0], err)
+		}
+	})
+}
+
 // The smallest session encoding is larger than minSessionBytes, the bound
 // on the count of sessions read.
 func TestMinSessionBytes(t *testing.T) {
-	if n := len(appendSession(nil, &Session{})); n < minSessionBytes {
+	if n := len(appendSession(nil, &Session{}, false)); n < minSessionBytes {
 		t.Fatalf("an empty session takes %d bytes, minSessionBytes is %d", n, minSessionBytes)
 	}
-	if n := len((&Visitor{ws: &Workspace{}}).appendBody(nil)); n < minBodyBytes {
+	if n := len((&Visitor{ws: &Workspace{}}).appendBody(nil, true)); n < minBodyBytes {
 		t.Fatalf("an empty body takes %d bytes, minBodyBytes is %d", n, minBodyBytes)
 	}
 }
@@ -907,8 +1082,14 @@ func FuzzRestoreVisitor(f *testing.F) {
 	for _, snap := range seedSnapshots(f, ws) {
 		f.Add(snap)
 	}
+	for name, snap := range oldSnapshots(f) {
+		if name != "shard" {
+			f.Add(snap)
+		}
+	}
 	f.Add([]byte{})
 	f.Add([]byte{visitorFormat})
+	f.Add([]byte{visitorFormatNoConsent})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := ws.RestoreVisitor(data)
 		if err != nil {
@@ -920,6 +1101,9 @@ func FuzzRestoreVisitor(f *testing.F) {
 		snap, err := v.AppendBinary(nil)
 		if err != nil {
 			t.Fatalf("a restored visitor does not snapshot: %v", err)
+		}
+		if data[0] == visitorFormatNoConsent {
+			snap = snapshotNoConsent(v) // the same check, in the old format
 		}
 		if !bytes.Equal(snap, data) {
 			t.Fatalf("accepted data is not the snapshot of what it restores:\n%x\n%x", data, snap)
@@ -955,6 +1139,7 @@ func FuzzRestoreVisitors(f *testing.F) {
 		}
 		f.Add(snap)
 	}
+	f.Add(oldSnapshots(f)["shard"])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		vs, err := RestoreVisitors(data, lookup)
 		if err != nil {
@@ -979,10 +1164,15 @@ func FuzzRestoreVisitors(f *testing.F) {
 
 // BenchmarkSnapshot measures the snapshot of a typical one-session visitor
 // (bytes/visitor) and the time to write and read it, alone and in a shard
-// snapshot of 10,000 visitors.
+// snapshot of 10,000 visitors, with and without consent.
 func BenchmarkSnapshot(b *testing.B) {
+	b.Run("no-consent", func(b *testing.B) { benchmarkSnapshot(b, false) })
+	b.Run("consent", func(b *testing.B) { benchmarkSnapshot(b, true) })
+}
+
+func benchmarkSnapshot(b *testing.B, withConsent bool) {
 	ws := newTestWorkspace(b, func(r *Rules) { r.OwnDomains = []string{"shop-example.com"} })
-	vs := typicalVisitors(b, ws, 10_000)
+	vs := typicalVisitors(b, ws, 10_000, withConsent)
 	snaps := make([][]byte, len(vs))
 	total := 0
 	for i, v := range vs {

@@ -271,6 +271,12 @@ func (v *Visitor) add(s *Session, vis visit) {
 	if e.UserID != "" && s.userAt.before(m) {
 		s.UserID, s.userAt = clip(e.UserID, maxIDBytes), m
 	}
+	if e.Consent != nil && s.consentAt.before(m) {
+		if !sameConsent(s.Consent, e.Consent) {
+			s.Consent = keptConsent(e.Consent)
+		}
+		s.consentAt = m
+	}
 	// The device is parsed only for an event earlier than the one it came
 	// from: once per session when events arrive in order.
 	if !s.deviceAt.set() || m.before(s.deviceAt) {
@@ -360,6 +366,9 @@ func (s *Session) absorb(o *Session) {
 	}
 	if s.userAt.before(o.userAt) {
 		s.UserID, s.userAt = o.UserID, o.userAt
+	}
+	if s.consentAt.before(o.consentAt) {
+		s.Consent, s.consentAt = o.Consent, o.consentAt
 	}
 	if o.deviceAt.set() && (!s.deviceAt.set() || o.deviceAt.before(s.deviceAt)) {
 		s.Device, s.deviceAt = o.Device, o.deviceAt
