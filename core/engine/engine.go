@@ -29,6 +29,16 @@
 // same transaction that stores the closed sessions, and everything a
 // successor replays comes from the stream.
 //
+// # Forgetting a person
+//
+// A deletion job appends a forget entry (event.TypeForget) per identifier
+// of the person, sharded like the person's events, and waits for this
+// group to pass it before deleting. The engine drops that visitor from
+// the shard's memory without closing its sessions, keeps out of the
+// commit what the same batch changed of it, and deletes its checkpoint
+// row in the same commit: nothing of the person is written or published
+// after the entry, and a successor restoring the shard does not find it.
+//
 // # Counting
 //
 // A profile counts a session when it closes (after any late event could
@@ -42,13 +52,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eddy-cdp/eddy/core/event"
 	"github.com/eddy-cdp/eddy/core/identity"
 	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/queue"
@@ -242,12 +255,16 @@ func (e *Engine) reload(ctx context.Context, sh *shard) (*shard, error) {
 	return e.shard(sh.id), nil
 }
 
-// item is one entry of a batch, decoded, with its workspace's rules.
+// item is one entry of a batch, decoded, with its workspace's rules; or
+// a forget entry.
 type item struct {
 	msg *queue.Message
 	ws  *session.Workspace
 	ses session.Event
 	idn identity.Event
+	// forget marks a deletion job's forget entry (event.TypeForget): the
+	// visitor of its ShardKey is dropped.
+	forget bool
 }
 
 // handle applies and commits a batch.
@@ -279,6 +296,10 @@ func (e *Engine) handle(ctx context.Context, b queue.Batch) ([]queue.DeadLetter,
 		last = maxID(last, id)
 		if m.Err != nil {
 			dead = append(dead, queue.DeadLetter{Message: *m, Reason: "undecodable queue entry: " + m.Err.Error()})
+			continue
+		}
+		if m.Entry.Type == event.TypeForget {
+			items = append(items, item{msg: m, forget: true})
 			continue
 		}
 		it := item{msg: m}
@@ -319,11 +340,13 @@ func (e *Engine) handle(ctx context.Context, b queue.Batch) ([]queue.DeadLetter,
 	}
 	commitSeconds.WithLabelValues("batch").Observe(time.Since(start).Seconds())
 	sh.committed(last)
-	appliedTotal.Add(float64(len(items)))
 	e.publish(ctx, c.changes)
 	now := time.Now()
 	for i := range items {
-		collectToLive.Observe(now.Sub(items[i].msg.Entry.ReceivedAt).Seconds())
+		if !items[i].forget {
+			appliedTotal.Inc()
+			collectToLive.Observe(now.Sub(items[i].msg.Entry.ReceivedAt).Seconds())
+		}
 	}
 	return dead, nil
 }
@@ -340,7 +363,9 @@ type commit struct {
 func (e *Engine) apply(ctx context.Context, sh *shard, items []item, c *commit) error {
 	ids := make([]identity.Event, 0, len(items))
 	for i := range items {
-		ids = append(ids, items[i].idn)
+		if !items[i].forget {
+			ids = append(ids, items[i].idn)
+		}
 	}
 	if err := c.idtx.Lock(ctx, ids); err != nil {
 		return fmt.Errorf("lock identities: %w", err)
@@ -349,6 +374,10 @@ func (e *Engine) apply(ctx context.Context, sh *shard, items []item, c *commit) 
 	for i := range items {
 		it := &items[i]
 		ws := it.msg.Entry.WorkspaceID
+		if it.forget {
+			forgetVisitor(sh, c, ws, it.msg.Entry.ShardKey)
+			continue
+		}
 		profile := ""
 		ch, err := c.idtx.Apply(ctx, it.idn)
 		switch {
@@ -398,6 +427,32 @@ func (e *Engine) apply(ctx context.Context, sh *shard, items []item, c *commit) 
 		}
 	}
 	return nil
+}
+
+// forgetVisitor drops the visitor of a forget entry (a deleted person's
+// device, keyed as the engine keys visitors: workspace and the entry's
+// ShardKey, an anonymous id or a user id) without closing its sessions,
+// and takes out of the commit what the batch's earlier entries changed of
+// it: none of its sessions is written or published, and the commit
+// deletes its checkpoint row. The deletion job deletes what storage holds
+// of the person once this group has passed the entry, so the sessions
+// written before are gone too. An unknown visitor is fine (idempotent).
+func forgetVisitor(sh *shard, c *commit, ws, key string) {
+	if key == "" || !validUUID(ws) {
+		return // no visitor nor checkpoint row can have these keys
+	}
+	sh.drop(ws, key)
+	of := func(w, anon string) bool { return w == ws && anon == key }
+	c.changes = slices.DeleteFunc(c.changes, func(ch session.Change) bool {
+		return of(ch.Session.WorkspaceID, ch.Session.AnonymousID)
+	})
+	c.pageViews = slices.DeleteFunc(c.pageViews, func(pv store.PageView) bool { return of(pv.WorkspaceID, pv.AnonymousID) })
+	c.orders = slices.DeleteFunc(c.orders, func(o store.Order) bool { return of(o.WorkspaceID, o.AnonymousID) })
+}
+
+func validUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
 }
 
 // isInputError tells an event the identity store cannot take (no ids, ids

@@ -93,6 +93,26 @@ func (sh *shard) touch(vis *visitor, before int, now time.Time) {
 	}
 }
 
+// drop forgets the visitor of anonymousID in workspace ws, known or not,
+// without closing its sessions: the next commit deletes its checkpoint
+// row and writes nothing of it.
+func (sh *shard) drop(ws, anonymousID string) {
+	k := vkey{ws, anonymousID}
+	sh.dropped = append(sh.dropped, store.VisitorKey{WorkspaceID: ws, AnonymousID: anonymousID})
+	vis, ok := sh.byKey[k]
+	if !ok {
+		return
+	}
+	heap.Remove(&sh.queue, vis.idx)
+	delete(sh.byKey, k)
+	delete(sh.dirty, vis)
+	n := int64(vis.v.Len())
+	sh.open.Add(-n)
+	liveSessions.Sub(float64(n))
+	sh.visitors.Add(-1)
+	liveVisitors.Dec()
+}
+
 // due reports whether a visitor needs the tick at now.
 func (sh *shard) due(now time.Time) bool {
 	return sh.queue.Len() > 0 && sh.queue[0].due <= now.UnixNano()

@@ -124,7 +124,8 @@ func (wk *Worker) trimLoop(ctx context.Context) {
 
 // Handle stores one batch. It returns an error, leaving the whole batch
 // pending, when the database is unavailable; otherwise it returns the
-// messages to dead-letter, and the queue acknowledges the rest.
+// messages to dead-letter, and the queue acknowledges the rest. Forget
+// entries (event.TypeForget) store nothing and are acknowledged.
 func (wk *Worker) Handle(ctx context.Context, b queue.Batch) ([]queue.DeadLetter, error) {
 	var dead []queue.DeadLetter
 	rows := make([]store.Event, 0, len(b.Messages))
@@ -132,6 +133,11 @@ func (wk *Worker) Handle(ctx context.Context, b queue.Batch) ([]queue.DeadLetter
 	for _, m := range b.Messages {
 		if m.Err != nil {
 			dead = append(dead, queue.DeadLetter{Message: m, Reason: "undecodable queue entry: " + m.Err.Error()})
+			continue
+		}
+		if m.Entry.Type == event.TypeForget {
+			// A deletion job's control entry: nothing to store. The job
+			// deletes the person's rows once this group has passed it.
 			continue
 		}
 		row, err := Row(m.Entry)

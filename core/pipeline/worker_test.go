@@ -158,3 +158,52 @@ func countEvents(t *testing.T, st *store.Store) int {
 	testenv.Must(t, st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&n), "count")
 	return n
 }
+
+// recordingWriter is a Writer that records what it is given.
+type recordingWriter struct{ rows []store.Event }
+
+func (w *recordingWriter) InsertEvents(_ context.Context, rows []store.Event) (int64, error) {
+	w.rows = append(w.rows, rows...)
+	return int64(len(rows)), nil
+}
+
+// A deletion job's forget entry stores nothing and is acknowledged, not
+// dead-lettered as an event without a payload.
+func TestForgetEntryIsAcknowledgedAndStoresNothing(t *testing.T) {
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	forget := event.Entry{WorkspaceID: "w", MessageID: "forget-1", Type: event.TypeForget, ShardKey: "a1", ReceivedAt: at,
+		Payload: []byte(`{"job_id":"j","identities":[{"kind":"anonymous_id","value":"a1"}]}`)}
+	track := event.Entry{WorkspaceID: "w", SourceID: "s", MessageID: "m1", Type: "track", ShardKey: "a2", ReceivedAt: at, Timestamp: at,
+		Payload: []byte(`{"event":"Viewed","anonymousId":"a2"}`)}
+	tests := []struct {
+		name     string
+		entries  []event.Entry
+		wantRows []string
+	}{
+		{"forget alone", []event.Entry{forget}, nil},
+		{"forget among events", []event.Entry{track, forget}, []string{"m1"}},
+		{"forget with an empty payload", []event.Entry{{WorkspaceID: "w", MessageID: "f", Type: event.TypeForget, ShardKey: "a1"}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &recordingWriter{}
+			wk := New(nil, w, Options{Logger: slog.New(slog.DiscardHandler)})
+			b := queue.Batch{}
+			for i, e := range tc.entries {
+				b.Messages = append(b.Messages, queue.Message{ID: fmt.Sprintf("1-%d", i), Entry: e})
+			}
+			dead, err := wk.Handle(context.Background(), b)
+			testenv.Must(t, err, "handle")
+			if len(dead) != 0 {
+				t.Errorf("Handle dead-lettered %+v, want nothing", dead)
+			}
+			var got []string
+			for _, r := range w.rows {
+				got = append(got, r.MessageID)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.wantRows) {
+				t.Errorf("stored %v, want %v", got, tc.wantRows)
+			}
+		})
+	}
+}

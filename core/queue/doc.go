@@ -60,6 +60,15 @@
 // XTRIM MINID), so it is atomic against consumers. A stream without any
 // group is never trimmed.
 //
+// # Progress of a group
+//
+// Mark and Passed tell when a group is done with what was appended up to a
+// point (a person's deletion waits so for the person's events in flight):
+// Mark returns a stream id above every entry appended so far, and Passed
+// reports whether, on every shard, the group has no entry below it left
+// undelivered (after its last-delivered-id) or pending, checked per shard
+// by one atomic script. A stream or group that does not exist has passed.
+//
 // # Metrics
 //
 // With Options.Registerer set, the queue registers a collector that reads
