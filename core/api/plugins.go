@@ -82,7 +82,10 @@ type PluginJSON struct {
 	ConfigSchema any                   `json:"config_schema"`
 	Permissions  PluginPermissionsJSON `json:"permissions"`
 	Purposes     []string              `json:"purposes"`
-	Source       string                `json:"source"`
+	// Deletion: a sink that erases a deleted person's data at its
+	// destination.
+	Deletion bool   `json:"deletion"`
+	Source   string `json:"source"`
 	// For uploads: the module's hex SHA-256, size and upload time.
 	SHA256     string     `json:"sha256,omitempty"`
 	Size       int        `json:"size,omitempty"`
@@ -98,7 +101,7 @@ func pluginView(m *plugin.Manifest, source string) PluginJSON {
 		Description: m.Description, ConfigSchema: schema,
 		Permissions: PluginPermissionsJSON{Events: nonNilStrings(m.Permissions.Events),
 			Network: nonNilStrings(m.Permissions.Network), Write: nonNilStrings(m.Permissions.Write)},
-		Purposes: nonNilStrings(m.Purposes), Source: source}
+		Purposes: nonNilStrings(m.Purposes), Deletion: m.Deletion, Source: source}
 }
 
 func uploadView(m *plugin.Manifest, u store.UploadedPlugin) PluginJSON {

@@ -19,6 +19,7 @@
 //	  network: [hooks.example.com, "*.slack.com"]  # hosts it may call ("*": any); none by default
 //	  write: [actions]          # what it may produce: events, actions, state
 //	purposes: [marketing]       # consent purposes it serves
+//	deletion: true              # sinks only: it implements Delete (a person's data is erased at the destination)
 //
 // Paths are relative to the manifest's folder and may not leave it.
 package plugin
@@ -85,6 +86,9 @@ type Manifest struct {
 	Schema      any         `yaml:"config_schema"`
 	Permissions Permissions `yaml:"permissions"`
 	Purposes    []string    `yaml:"purposes"`
+	// Deletion says the plugin, a gRPC sink, implements Delete: Eddy
+	// hands it the deletion of every person deleted in the workspace.
+	Deletion bool `yaml:"deletion"`
 
 	// Dir is the folder of the manifest file, which Binary and Module are
 	// relative to.
@@ -197,6 +201,14 @@ func (m *Manifest) validate() []FieldError {
 	list("permissions.write", m.Permissions.Write, func(v string) bool { return slices.Contains(writeScopes, v) },
 		"one of "+strings.Join(writeScopes, ", "))
 	list("purposes", m.Purposes, purposePattern.MatchString, "a purpose name: lower-case letters, digits and _")
+	if m.Deletion {
+		switch k := m.Kind(); {
+		case k != Sink:
+			bad("deletion", "is for sinks, which delete a person's data at their destination; this plugin is of kind %s", k)
+		case m.Runtime == WASM:
+			bad("deletion", "is for grpc sinks; a wasm sink cannot serve Delete")
+		}
+	}
 	if err := m.compileSchema(); err != nil {
 		bad("config_schema", "%v", err)
 	}

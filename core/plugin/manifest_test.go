@@ -29,6 +29,9 @@ func TestParseManifest(t *testing.T) {
 	if m.ID != "sink.webhook" || m.Kind() != Sink || m.Runtime != GRPC || m.Version != "1.2.0" {
 		t.Fatalf("manifest = %+v", m)
 	}
+	if !m.Deletion {
+		t.Errorf("Deletion = false, want true (deletion: true)")
+	}
 	if got, want := m.Artifact(), filepath.Join("testdata", "webhook", "sink-webhook"); got != want {
 		t.Fatalf("Artifact() = %q, want %q", got, want)
 	}
@@ -65,6 +68,12 @@ func TestParseManifestRefusesBadFields(t *testing.T) {
 		{"schema not an object schema", ok + "config_schema: {type: string}\n", []string{"config_schema: must be a schema of \"type: object\""}},
 		{"schema invalid", ok + "config_schema: {type: object, properties: {n: {type: integer, minimum: x}}}\n", []string{"config_schema: "}},
 		{"schema reads a file", ok + "config_schema: {type: object, properties: {n: {$ref: \"file:///etc/passwd\"}}}\n", []string{"config_schema: "}},
+		{"deletion on a grpc sink", "id: sink.x\nversion: 1.0.0\nruntime: grpc\nbinary: x\ndeletion: true\n", nil},
+		{"deletion on an app", ok + "deletion: true\n", []string{"deletion: is for sinks, which delete a person's data at their destination; this plugin is of kind app"}},
+		{"deletion on a processor", "id: processor.x\nversion: 1.0.0\nruntime: grpc\nbinary: x\ndeletion: true\n", []string{"deletion: is for sinks, which delete a person's data at their destination; this plugin is of kind processor"}},
+		{"deletion on a source", "id: source.x\nversion: 1.0.0\nruntime: grpc\nbinary: x\ndeletion: true\n", []string{"deletion: is for sinks, which delete a person's data at their destination; this plugin is of kind source"}},
+		{"deletion on a wasm sink", "id: sink.x\nversion: 1.0.0\nruntime: wasm\nmodule: x.wasm\ndeletion: true\n", []string{"deletion: is for grpc sinks; a wasm sink cannot serve Delete"}},
+		{"deletion not a boolean", "id: sink.x\nversion: 1.0.0\nruntime: grpc\nbinary: x\ndeletion: maybe\n", []string{"cannot unmarshal"}},
 		{"several at once", "id: x\nversion: 1\nruntime: r\n", []string{"id: ", "version: ", "runtime: "}},
 	}
 	for _, tt := range tests {

@@ -136,6 +136,13 @@ func TestProcessLifecycle(t *testing.T) {
 	if err := p.Init(ctx, eddyplugin.Installation{ID: "i2", Config: []byte(`{"fail":true}`)}); !errors.As(err, &pe) || pe.Message != "told to fail" {
 		t.Fatalf("Init of a failing configuration: %v", err)
 	}
+	// A plugin that implements no Delete says so, and lives.
+	if _, err := p.Delete(ctx, "i1", eddyplugin.Deletion{JobID: "j", Identities: []eddyplugin.Identity{{Kind: "user_id", Value: "u"}}}); !errors.Is(err, eddyplugin.ErrDeleteUnsupported) {
+		t.Fatalf("Delete on a processor: %v, want ErrDeleteUnsupported", err)
+	}
+	if err := p.Ping(); err != nil {
+		t.Fatalf("Ping after Delete: %v", err)
+	}
 	if err := p.Close(ctx, "i1"); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -26,6 +26,10 @@ var (
 		Name: "eddy_plugin_events_total",
 		Help: "Events through plugin installations: in (given), out (kept or delivered), failed (rejected or dead-lettered).",
 	}, []string{"plugin", "workspace", "direction"})
+	deletionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eddy_plugin_deletions_total",
+		Help: "Deletions of persons handed to sink installations, by outcome: done, or failed (dead-lettered).",
+	}, []string{"plugin", "workspace", "outcome"})
 	sinkLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "eddy_plugin_sink_lag",
 		Help: "Events waiting in a sink installation's queue.",
@@ -42,7 +46,7 @@ var (
 
 // RegisterMetrics registers the plugin metrics with reg.
 func RegisterMetrics(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{callsTotal, callSeconds, eventsTotal, sinkLag, sinkDeadLetters, installationsUp} {
+	for _, c := range []prometheus.Collector{callsTotal, callSeconds, eventsTotal, deletionsTotal, sinkLag, sinkDeadLetters, installationsUp} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

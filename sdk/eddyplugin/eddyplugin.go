@@ -11,7 +11,7 @@
 // exits when Eddy dies, so a killed host leaves no orphan.
 //
 // Eddy's side of a plugin process is a *Client: the host calls Init,
-// Process, Write, RunSource, OnEvents… on it as plain Go calls.
+// Process, Write, Delete, RunSource, OnEvents… on it as plain Go calls.
 package eddyplugin
 
 import (
@@ -91,6 +91,48 @@ type WriteResult struct {
 type Sink interface {
 	Plugin
 	Write(ctx context.Context, installationID string, events []Event) (WriteResult, error)
+}
+
+// Identity is one identifier of a person: Kind is anonymous_id, user_id
+// or email. It is personal data: never log it.
+type Identity struct {
+	Kind, Value string
+}
+
+// Deletion asks a sink to forget a person.
+type Deletion struct {
+	// JobID is the deletion job that asked for it, the same for every
+	// call of the job.
+	JobID string
+	// Identities are every known identifier of the person.
+	Identities []Identity
+}
+
+// DeleteResult is a sink's answer to a deletion.
+type DeleteResult struct {
+	// Retry asks Eddy to call Delete again later (the destination is busy
+	// or down).
+	Retry bool
+	// Rejected, when not empty, says why the destination refuses the
+	// deletion for good: Eddy dead-letters it.
+	Rejected string
+	// RetryAfter asks Eddy to wait before the next call (a throttling
+	// destination's Retry-After).
+	RetryAfter time.Duration
+}
+
+// Deleter is implemented by a sink that can delete a person's data from
+// its destination; its manifest declares `deletion: true`. Eddy calls
+// Delete in queue order: after writing the person's events that came
+// before the deletion, before those after it. Delete must be idempotent:
+// Eddy calls it again after a failure, a restart or a replay, and once per
+// identifier of the person, each call naming them all. An error fails the
+// call, which Eddy retries with backoff like a failed write; after
+// repeated failures the deletion is dead-lettered. Identities are personal
+// data: never log them.
+type Deleter interface {
+	Sink
+	Delete(ctx context.Context, installationID string, d Deletion) (DeleteResult, error)
 }
 
 // Source brings events into Eddy from elsewhere (an MQTT broker, a queue).

@@ -128,6 +128,26 @@ func (s *sinkServer) Write(ctx context.Context, b *pb.Batch) (*pb.WriteResponse,
 	return out, nil
 }
 
+func (s *sinkServer) Delete(ctx context.Context, r *pb.DeleteRequest) (*pb.DeleteResponse, error) {
+	d, ok := s.impl.(Deleter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this sink does not delete (it implements no Delete)")
+	}
+	del := Deletion{JobID: r.GetJobId(), Identities: make([]Identity, len(r.GetIdentities()))}
+	for i, id := range r.GetIdentities() {
+		del.Identities[i] = Identity{Kind: id.GetKind(), Value: id.GetValue()}
+	}
+	res, err := d.Delete(ctx, r.GetInstallationId(), del)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &pb.DeleteResponse{Retry: res.Retry, Rejected: res.Rejected}
+	if res.RetryAfter > 0 {
+		out.RetryAfter = durationpb.New(res.RetryAfter)
+	}
+	return out, nil
+}
+
 // sourceServer runs a Source: each Run is one server stream of batches,
 // and each batch waits in waiting until Eddy acknowledges it with Ack.
 type sourceServer struct {
@@ -283,6 +303,27 @@ func (c *Client) Write(ctx context.Context, installationID string, events []Even
 		return WriteResult{}, fromStatus("write", err)
 	}
 	return WriteResult{Retry: r.GetRetry(), Rejected: rejectionsFromPB(r.GetRejected()), RetryAfter: r.GetRetryAfter().AsDuration()}, nil
+}
+
+// ErrDeleteUnsupported is returned by Delete when the plugin implements
+// no Delete.
+var ErrDeleteUnsupported = errors.New("the plugin does not implement Delete")
+
+// Delete asks a sink to forget a person. A plugin that implements no
+// Delete gives ErrDeleteUnsupported.
+func (c *Client) Delete(ctx context.Context, installationID string, d Deletion) (DeleteResult, error) {
+	req := &pb.DeleteRequest{InstallationId: installationID, JobId: d.JobID, Identities: make([]*pb.Identity, len(d.Identities))}
+	for i, id := range d.Identities {
+		req.Identities[i] = &pb.Identity{Kind: id.Kind, Value: id.Value}
+	}
+	r, err := c.sink.Delete(ctx, req)
+	if err != nil {
+		if status.Code(err) == codes.Unimplemented {
+			return DeleteResult{}, fmt.Errorf("plugin delete: %w", ErrDeleteUnsupported)
+		}
+		return DeleteResult{}, fromStatus("delete", err)
+	}
+	return DeleteResult{Retry: r.GetRetry(), Rejected: r.GetRejected(), RetryAfter: r.GetRetryAfter().AsDuration()}, nil
 }
 
 // SourceHandler queues a batch of a source's messages (Segment messages as

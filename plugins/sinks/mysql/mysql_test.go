@@ -230,6 +230,68 @@ func TestMySQLSink(t *testing.T) {
 		}
 	})
 
+	t.Run("a deletion removes the person's rows in its workspace, idempotently, and keeps the others", func(t *testing.T) {
+		table := uniqueTable(t, db)
+		initInstallation(t, p, "del-a", "wsA", cfgJSON(dsn, table, `,"batch_size":2`))
+		initInstallation(t, p, "del-b", "wsB", cfgJSON(dsn, table, ""))
+		ev := func(ws, id, payload, batchCtx string) eddyplugin.Event {
+			return eddyplugin.Event{MessageID: id, WorkspaceID: ws, SourceID: "src1", Type: "track", Timestamp: baseTime, ReceivedAt: baseTime,
+				Payload: []byte(payload), BatchContext: []byte(batchCtx)}
+		}
+		person := []eddyplugin.Event{
+			ev("wsA", "p-anon-1", `{"type":"track","event":"A","anonymousId":"anon-p"}`, ""),
+			ev("wsA", "p-anon-2", `{"type":"track","event":"A","anonymousId":"anon-p","userId":"someone-else"}`, ""),
+			ev("wsA", "p-anon-3", `{"type":"track","event":"A","anonymousId":"anon-p"}`, ""),
+			ev("wsA", "p-user", `{"type":"track","event":"A","userId":"u-p"}`, ""),
+			ev("wsA", "p-traits", `{"type":"identify","traits":{"email":"p@example.com"},"userId":"u-unlinked"}`, ""),
+			ev("wsA", "p-context", `{"type":"track","event":"A","anonymousId":"anon-unlinked"}`, `{"traits":{"email":"p@example.com"}}`),
+		}
+		others := []eddyplugin.Event{
+			ev("wsA", "o-anon", `{"type":"track","event":"A","anonymousId":"anon-o"}`, ""),
+			ev("wsA", "o-user", `{"type":"track","event":"A","userId":"u-o","properties":{"note":"anon-p"}}`, ""),
+			ev("wsA", "o-email", `{"type":"identify","traits":{"email":"P@example.com"},"userId":"u-o"}`, ""),
+			ev("wsA", "o-prefix", `{"type":"track","event":"A","anonymousId":"anon-p2"}`, ""),
+		}
+		write(t, p, "del-a", append(slices.Clone(person), others...))
+		write(t, p, "del-b", []eddyplugin.Event{ev("wsB", "b-anon", `{"type":"track","event":"A","anonymousId":"anon-p"}`, "")})
+		d := eddyplugin.Deletion{JobID: "job-1", Identities: []eddyplugin.Identity{
+			{Kind: "anonymous_id", Value: "anon-p"}, {Kind: "user_id", Value: "u-p"}, {Kind: "email", Value: "p@example.com"}, {Kind: "phone", Value: "+1"}}}
+		for range 2 { // a repeated deletion changes nothing
+			res, err := p.Delete(plugintest.Context(t, 30*time.Second), "del-a", d)
+			if err != nil || res != (eddyplugin.DeleteResult{}) {
+				t.Fatalf("delete = %+v, %v; want done", res, err)
+			}
+		}
+		var left []string
+		rows, err := db.Query("SELECT message_id FROM `" + table + "` WHERE workspace_id = 'wsA' ORDER BY message_id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			left = append(left, id)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"o-anon", "o-email", "o-prefix", "o-user"}; !slices.Equal(left, want) {
+			t.Errorf("workspace A keeps %v, want only the others' rows %v", left, want)
+		}
+		if n := count(t, db, table, "WHERE workspace_id = 'wsB'"); n != 1 {
+			t.Errorf("workspace B has %d rows, want its 1: a deletion is the workspace's own", n)
+		}
+		if res, err := p.Delete(context.Background(), "del-a", eddyplugin.Deletion{JobID: "job-2"}); err != nil || res != (eddyplugin.DeleteResult{}) {
+			t.Errorf("a deletion without identities = %+v, %v; want done, deleting nothing", res, err)
+		}
+		if n := count(t, db, table, ""); n != 5 {
+			t.Errorf("%d rows after a deletion without identities, want 5", n)
+		}
+	})
+
 	t.Run("rows refused for good are rejected alone", func(t *testing.T) {
 		table := uniqueTable(t, db)
 		initInstallation(t, p, "refused", "ws1", cfgJSON(dsn, table, `,"batch_size":4`))

@@ -41,7 +41,9 @@ const createTable = "CREATE TABLE IF NOT EXISTS %s (\n" +
 	"  `context` JSON NULL,\n" +
 	"  `payload` JSON NOT NULL,\n" +
 	"  PRIMARY KEY (`workspace_id`, `message_id`),\n" +
-	"  KEY `received_at_idx` (`workspace_id`, `received_at`)\n" +
+	"  KEY `received_at_idx` (`workspace_id`, `received_at`),\n" +
+	"  KEY `anonymous_id_idx` (`workspace_id`, `anonymous_id`),\n" +
+	"  KEY `user_id_idx` (`workspace_id`, `user_id`)\n" +
 	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
 // sink implements eddyplugin.Sink for every installation of the process.
@@ -51,7 +53,7 @@ type sink struct {
 	installs eddyplugin.Installations[*installation]
 }
 
-var _ eddyplugin.Sink = (*sink)(nil)
+var _ eddyplugin.Deleter = (*sink)(nil)
 
 // installation is one configured table with its connection pool.
 type installation struct {
@@ -201,6 +203,77 @@ func (s *sink) Write(ctx context.Context, installationID string, events []eddypl
 		s.log.Warn("mysql refused events", "installation_id", inst.id, "table", inst.cfg.table, "rejected", len(res.Rejected))
 	}
 	return res, nil
+}
+
+// emailPaths are where a message carries an email address: an identify's
+// traits, or the traits in its context (the context column holds the
+// batch's context merged in).
+var emailPaths = []struct{ column, path string }{
+	{"payload", "$.traits.email"},
+	{"context", "$.traits.email"},
+}
+
+// Delete removes the rows of a deleted person from the installation's
+// workspace: those whose anonymous_id or user_id is one of the person's
+// identifiers, and those whose message or context traits carry one of
+// their emails. It deletes in chunks of batch_size rows, so that no
+// transaction holds many locks; deleting rows already gone changes
+// nothing, so a repeated call is harmless. Identities of other kinds are
+// ignored: the table has nothing to match them against.
+func (s *sink) Delete(ctx context.Context, installationID string, d eddyplugin.Deletion) (eddyplugin.DeleteResult, error) {
+	inst, err := s.installation(installationID)
+	if err != nil {
+		return eddyplugin.DeleteResult{}, fmt.Errorf("delete: %w", err)
+	}
+	byKind := map[string][]any{}
+	for _, id := range d.Identities {
+		if id.Value != "" {
+			byKind[id.Kind] = append(byKind[id.Kind], id.Value)
+		}
+	}
+	var conds []string
+	args := []any{inst.workspaceID}
+	in := func(expr string, vs []any) {
+		conds = append(conds, expr+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(vs)), ", ")+")")
+		args = append(args, vs...)
+	}
+	if vs := byKind["anonymous_id"]; len(vs) > 0 {
+		in("`anonymous_id`", vs)
+	}
+	if vs := byKind["user_id"]; len(vs) > 0 {
+		in("`user_id`", vs)
+	}
+	if vs := byKind["email"]; len(vs) > 0 {
+		for _, p := range emailPaths {
+			in("JSON_UNQUOTE(JSON_EXTRACT(`"+p.column+"`, '"+p.path+"'))", vs)
+		}
+	}
+	if len(conds) == 0 {
+		return eddyplugin.DeleteResult{}, nil
+	}
+	q := "DELETE FROM " + inst.table + " WHERE `workspace_id` = ? AND (" + strings.Join(conds, " OR ") + ") LIMIT ?"
+	args = append(args, inst.cfg.batchSize)
+	var deleted int64
+	for {
+		res, err := inst.db.ExecContext(ctx, q, args...)
+		if err != nil {
+			msg := redact(err.Error(), inst.cfg.db.Passwd)
+			// The identities are personal data: only the job is logged.
+			s.log.Warn("mysql deletion failed, to retry", "installation_id", inst.id, "table", inst.cfg.table,
+				"job_id", d.JobID, "deleted", deleted, "error", msg)
+			return eddyplugin.DeleteResult{}, fmt.Errorf("delete from %s table %s: %s", describe(inst.cfg.db), inst.cfg.table, msg)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return eddyplugin.DeleteResult{}, fmt.Errorf("delete from table %s: %w", inst.cfg.table, err)
+		}
+		deleted += n
+		if n < int64(inst.cfg.batchSize) {
+			break
+		}
+	}
+	s.log.Info("mysql deletion done", "installation_id", inst.id, "table", inst.cfg.table, "job_id", d.JobID, "rows", deleted)
+	return eddyplugin.DeleteResult{}, nil
 }
 
 // insert writes rows in one transaction. When the database refuses a row

@@ -5,7 +5,7 @@
 // One process serves every installation (one per workspace using it); each
 // installation keeps its own endpoint, secret and HTTP transport. A Write
 // makes one delivery attempt per request and reports: Eddy owns retries and
-// backoff.
+// backoff. Delete posts a signed deletion notice the same way.
 package main
 
 import "github.com/eddy-cdp/eddy/sdk/eddyplugin"

@@ -41,7 +41,7 @@ type sink struct {
 	installs eddyplugin.Installations[*installation]
 }
 
-var _ eddyplugin.Sink = (*sink)(nil)
+var _ eddyplugin.Deleter = (*sink)(nil)
 
 // installation is one configured endpoint with its own connections.
 type installation struct {
@@ -164,9 +164,59 @@ func (s *sink) post(ctx context.Context, inst *installation, ids []string, msgs 
 	if err != nil { // payloads were checked by message: not expected
 		return outcome{kind: rejected, reason: "encode batch: " + err.Error()}
 	}
-	ts := strconv.FormatInt(now.Unix(), 10)
 	delivery := deliveryID(ids)
+	log := s.log.With("installation_id", inst.id, "host", inst.cfg.url.Host, "delivery", delivery, "events", len(ids))
+	return s.send(ctx, inst, now, body, "X-Eddy-Delivery", delivery, log)
+}
 
+// Delete posts a deletion notice: {"type": "deletion", "job_id": …,
+// "identities": [{"kind": …, "value": …}], "sent_at": …}, signed as
+// deliveries are, with X-Eddy-Deletion (and Idempotency-Key) derived from
+// the job and the installation, so that every call of one job carries the
+// same key. The receiver's answer is classified as a delivery's is.
+func (s *sink) Delete(ctx context.Context, installationID string, d eddyplugin.Deletion) (eddyplugin.DeleteResult, error) {
+	inst, err := s.installation(installationID)
+	if err != nil {
+		return eddyplugin.DeleteResult{}, fmt.Errorf("delete: %w", err)
+	}
+	type identity struct {
+		Kind  string `json:"kind"`
+		Value string `json:"value"`
+	}
+	ids := make([]identity, len(d.Identities))
+	for i, id := range d.Identities {
+		ids[i] = identity{id.Kind, id.Value}
+	}
+	now := s.now()
+	body, err := json.Marshal(struct {
+		Type       string     `json:"type"`
+		JobID      string     `json:"job_id"`
+		Identities []identity `json:"identities"`
+		SentAt     string     `json:"sent_at"`
+	}{"deletion", d.JobID, ids, now.UTC().Format(time.RFC3339)})
+	if err != nil {
+		return eddyplugin.DeleteResult{Rejected: "encode deletion notice: " + err.Error()}, nil
+	}
+	key := deletionID(d.JobID, installationID)
+	// The identities are personal data: only the job is logged.
+	log := s.log.With("installation_id", inst.id, "host", inst.cfg.url.Host, "deletion", key, "job_id", d.JobID)
+	out := s.send(ctx, inst, now, body, "X-Eddy-Deletion", key, log)
+	if ctx.Err() != nil {
+		return eddyplugin.DeleteResult{}, fmt.Errorf("delete for installation %s: %w", installationID, ctx.Err())
+	}
+	switch out.kind {
+	case rejected:
+		return eddyplugin.DeleteResult{Rejected: out.reason}, nil
+	case retry:
+		return eddyplugin.DeleteResult{Retry: true, RetryAfter: out.retryAfter}, nil
+	}
+	return eddyplugin.DeleteResult{}, nil
+}
+
+// send posts a signed body, naming it by idHeader: id (also sent as
+// Idempotency-Key), and classifies the answer.
+func (s *sink) send(ctx context.Context, inst *installation, now time.Time, body []byte, idHeader, id string, log *slog.Logger) outcome {
+	ts := strconv.FormatInt(now.Unix(), 10)
 	ctx, cancel := context.WithTimeout(ctx, inst.cfg.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, inst.cfg.url.String(), bytes.NewReader(body))
@@ -181,13 +231,12 @@ func (s *sink) post(ctx context.Context, inst *installation, ids []string, msgs 
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("X-Eddy-Timestamp", ts)
 	req.Header.Set("X-Eddy-Signature", sign(inst.cfg.secret, ts, body))
-	req.Header.Set("X-Eddy-Delivery", delivery)
+	req.Header.Set(idHeader, id)
 	// With an Idempotency-Key, net/http resends the request once when a
 	// kept-alive connection turns out closed before any answer: the
 	// bounded retry on a connection reset.
-	req.Header.Set("Idempotency-Key", delivery)
+	req.Header.Set("Idempotency-Key", id)
 
-	log := s.log.With("installation_id", inst.id, "host", inst.cfg.url.Host, "delivery", delivery, "events", len(ids))
 	start := time.Now()
 	resp, err := inst.client.Do(req)
 	if err != nil {
@@ -197,7 +246,7 @@ func (s *sink) post(ctx context.Context, inst *installation, ids []string, msgs 
 		if errors.As(err, &ue) && ue.Unwrap() != nil {
 			cause = ue.Unwrap()
 		}
-		log.Warn("webhook request failed, events to retry", "error", cause.Error(), "timeout", isTimeout(err))
+		log.Warn("webhook request failed, to retry", "error", cause.Error(), "timeout", isTimeout(err))
 		return outcome{kind: retry}
 	}
 	defer resp.Body.Close()
@@ -208,14 +257,14 @@ func (s *sink) post(ctx context.Context, inst *installation, ids []string, msgs 
 
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
-		log.Debug("webhook batch delivered")
+		log.Debug("webhook request delivered")
 		return outcome{kind: delivered}
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		d := retryAfter(resp.Header.Get("Retry-After"), now)
-		log.Warn("webhook endpoint throttling, events to retry", "retry_after", d)
+		log.Warn("webhook endpoint throttling, to retry", "retry_after", d)
 		return outcome{kind: retry, retryAfter: d}
 	case code == http.StatusRequestTimeout || code >= 500:
-		log.Warn("webhook endpoint failed, events to retry")
+		log.Warn("webhook endpoint failed, to retry")
 		return outcome{kind: retry}
 	default:
 		reason := fmt.Sprintf("HTTP %d: %s", code, snippet)
@@ -225,7 +274,7 @@ func (s *sink) post(ctx context.Context, inst *installation, ids []string, msgs 
 		// Reasons travel in protobuf strings, which must be UTF-8; the
 		// 200-byte cut may split a character.
 		reason = strings.ToValidUTF8(reason, "\uFFFD")
-		log.Warn("webhook endpoint refused the batch, events rejected")
+		log.Warn("webhook endpoint refused the request, rejected")
 		return outcome{kind: rejected, reason: reason}
 	}
 }
@@ -248,6 +297,18 @@ func deliveryID(ids []string) string {
 		h.Write([]byte(id))
 		h.Write([]byte{0})
 	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// deletionID names a deletion notice by its job and installation, so that
+// a receiver sees the same id for every call of one job.
+func deletionID(jobID, installationID string) string {
+	h := sha256.New()
+	h.Write([]byte("deletion"))
+	h.Write([]byte{0})
+	h.Write([]byte(jobID))
+	h.Write([]byte{0})
+	h.Write([]byte(installationID))
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 

@@ -425,6 +425,82 @@ func TestWebhookSink(t *testing.T) {
 			t.Errorf("close after a failed init: %v", err)
 		}
 	})
+
+	t.Run("a deletion notice is signed, told apart from deliveries, and keyed by job and installation", func(t *testing.T) {
+		ep := newEndpoint(t, nil)
+		initInstallation(t, p, "del-1", cfgJSON(ep.URL, ""))
+		initInstallation(t, p, "del-2", cfgJSON(ep.URL, ""))
+		d := eddyplugin.Deletion{JobID: "job-7", Identities: []eddyplugin.Identity{{Kind: "anonymous_id", Value: "anon-1"}, {Kind: "user_id", Value: "u-1"}}}
+		for _, id := range []string{"del-1", "del-1", "del-2"} {
+			res, err := p.Delete(plugintest.Context(t, 10*time.Second), id, d)
+			if err != nil || res != (eddyplugin.DeleteResult{}) {
+				t.Fatalf("delete %s = %+v, %v; want done", id, res, err)
+			}
+		}
+		reqs := ep.requests()
+		if len(reqs) != 3 {
+			t.Fatalf("%d requests, want 3", len(reqs))
+		}
+		for i, r := range reqs {
+			if err := verify(testSecret, r.header, r.body, time.Now()); err != nil {
+				t.Errorf("request %d: %v", i, err)
+			}
+			if r.header.Get("X-Eddy-Delivery") != "" {
+				t.Errorf("request %d is marked as a delivery (X-Eddy-Delivery %q)", i, r.header.Get("X-Eddy-Delivery"))
+			}
+			if k := r.header.Get("X-Eddy-Deletion"); k == "" || r.header.Get("Idempotency-Key") != k {
+				t.Errorf("request %d: X-Eddy-Deletion %q, Idempotency-Key %q; want the same non-empty key", i, k, r.header.Get("Idempotency-Key"))
+			}
+			var notice struct {
+				Type       string              `json:"type"`
+				JobID      string              `json:"job_id"`
+				Identities []map[string]string `json:"identities"`
+				SentAt     string              `json:"sent_at"`
+				Batch      []map[string]any    `json:"batch"`
+			}
+			if err := json.Unmarshal(r.body, &notice); err != nil {
+				t.Fatalf("request %d body: %v\n%s", i, err, r.body)
+			}
+			want := []map[string]string{{"kind": "anonymous_id", "value": "anon-1"}, {"kind": "user_id", "value": "u-1"}}
+			if notice.Type != "deletion" || notice.JobID != "job-7" || notice.SentAt == "" || notice.Batch != nil || mustJSON(notice.Identities) != mustJSON(want) {
+				t.Errorf("request %d body = %s", i, r.body)
+			}
+		}
+		k1, k1again, k2 := reqs[0].header.Get("X-Eddy-Deletion"), reqs[1].header.Get("X-Eddy-Deletion"), reqs[2].header.Get("X-Eddy-Deletion")
+		if k1 != k1again || k1 == k2 {
+			t.Errorf("keys %q, %q (same job and installation), %q (another installation): want equal, then different", k1, k1again, k2)
+		}
+	})
+
+	t.Run("a deletion's answer is classified as a delivery's", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			code   int
+			header string
+			want   eddyplugin.DeleteResult
+		}{
+			{"accepted", http.StatusAccepted, "", eddyplugin.DeleteResult{}},
+			{"throttled", http.StatusTooManyRequests, "7", eddyplugin.DeleteResult{Retry: true, RetryAfter: 7 * time.Second}},
+			{"server error", http.StatusInternalServerError, "", eddyplugin.DeleteResult{Retry: true}},
+			{"refused", http.StatusGone, "", eddyplugin.DeleteResult{Rejected: "HTTP 410: no such person"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ep := newEndpoint(t, func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+					if tc.header != "" {
+						w.Header().Set("Retry-After", tc.header)
+					}
+					w.WriteHeader(tc.code)
+					_, _ = io.WriteString(w, "no such person")
+				})
+				initInstallation(t, p, "del-answer", cfgJSON(ep.URL, ""))
+				res, err := p.Delete(plugintest.Context(t, 10*time.Second), "del-answer",
+					eddyplugin.Deletion{JobID: "job-8", Identities: []eddyplugin.Identity{{Kind: "user_id", Value: "u-8"}}})
+				if err != nil || res != tc.want {
+					t.Fatalf("delete = %+v, %v; want %+v", res, err, tc.want)
+				}
+			})
+		}
+	})
 }
 
 func mustJSON(v any) string {

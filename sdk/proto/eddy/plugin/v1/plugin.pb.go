@@ -696,6 +696,191 @@ func (x *WriteResponse) GetRetryAfter() *durationpb.Duration {
 	return nil
 }
 
+// Identity is one identifier of a person. Identities are personal data:
+// a plugin must not log them, and must keep them no longer than the
+// deletion takes.
+type Identity struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// anonymous_id, user_id or email.
+	Kind          string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Identity) Reset() {
+	*x = Identity{}
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Identity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Identity) ProtoMessage() {}
+
+func (x *Identity) ProtoReflect() protoreflect.Message {
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Identity.ProtoReflect.Descriptor instead.
+func (*Identity) Descriptor() ([]byte, []int) {
+	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Identity) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Identity) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// DeleteRequest asks a sink to forget a person.
+type DeleteRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	InstallationId string                 `protobuf:"bytes,1,opt,name=installation_id,json=installationId,proto3" json:"installation_id,omitempty"`
+	// The deletion job that asked for it: the same for every call of one
+	// job, so a destination can recognise a repeated request.
+	JobId string `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Every known identifier of the person (personal data).
+	Identities    []*Identity `protobuf:"bytes,3,rep,name=identities,proto3" json:"identities,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRequest) Reset() {
+	*x = DeleteRequest{}
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRequest) ProtoMessage() {}
+
+func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRequest) Descriptor() ([]byte, []int) {
+	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeleteRequest) GetInstallationId() string {
+	if x != nil {
+		return x.InstallationId
+	}
+	return ""
+}
+
+func (x *DeleteRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *DeleteRequest) GetIdentities() []*Identity {
+	if x != nil {
+		return x.Identities
+	}
+	return nil
+}
+
+type DeleteResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Try again later: the destination is busy or down.
+	Retry bool `protobuf:"varint,1,opt,name=retry,proto3" json:"retry,omitempty"`
+	// Why the destination refuses the deletion for good; empty if it did
+	// not. Eddy dead-letters a refused deletion.
+	Rejected string `protobuf:"bytes,2,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	// How long to wait before the next call (a throttling destination's
+	// Retry-After); zero for no wait.
+	RetryAfter    *durationpb.Duration `protobuf:"bytes,3,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteResponse) Reset() {
+	*x = DeleteResponse{}
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteResponse) ProtoMessage() {}
+
+func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
+func (*DeleteResponse) Descriptor() ([]byte, []int) {
+	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeleteResponse) GetRetry() bool {
+	if x != nil {
+		return x.Retry
+	}
+	return false
+}
+
+func (x *DeleteResponse) GetRejected() string {
+	if x != nil {
+		return x.Rejected
+	}
+	return ""
+}
+
+func (x *DeleteResponse) GetRetryAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetryAfter
+	}
+	return nil
+}
+
 type RunRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	InstallationId string                 `protobuf:"bytes,1,opt,name=installation_id,json=installationId,proto3" json:"installation_id,omitempty"`
@@ -705,7 +890,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +902,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +915,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RunRequest) GetInstallationId() string {
@@ -752,7 +937,7 @@ type SourceBatch struct {
 
 func (x *SourceBatch) Reset() {
 	*x = SourceBatch{}
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +949,7 @@ func (x *SourceBatch) String() string {
 func (*SourceBatch) ProtoMessage() {}
 
 func (x *SourceBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +962,7 @@ func (x *SourceBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourceBatch.ProtoReflect.Descriptor instead.
 func (*SourceBatch) Descriptor() ([]byte, []int) {
-	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SourceBatch) GetBatchId() string {
@@ -806,7 +991,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +1003,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +1016,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AckRequest) GetInstallationId() string {
@@ -863,7 +1048,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +1060,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1073,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 // SessionChange is a session's state after a change, as the live API
@@ -904,7 +1089,7 @@ type SessionChange struct {
 
 func (x *SessionChange) Reset() {
 	*x = SessionChange{}
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1101,7 @@ func (x *SessionChange) String() string {
 func (*SessionChange) ProtoMessage() {}
 
 func (x *SessionChange) ProtoReflect() protoreflect.Message {
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1114,7 @@ func (x *SessionChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionChange.ProtoReflect.Descriptor instead.
 func (*SessionChange) Descriptor() ([]byte, []int) {
-	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SessionChange) GetKind() string {
@@ -956,7 +1141,7 @@ type SessionBatch struct {
 
 func (x *SessionBatch) Reset() {
 	*x = SessionBatch{}
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1153,7 @@ func (x *SessionBatch) String() string {
 func (*SessionBatch) ProtoMessage() {}
 
 func (x *SessionBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1166,7 @@ func (x *SessionBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionBatch.ProtoReflect.Descriptor instead.
 func (*SessionBatch) Descriptor() ([]byte, []int) {
-	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SessionBatch) GetInstallationId() string {
@@ -1015,7 +1200,7 @@ type Action struct {
 
 func (x *Action) Reset() {
 	*x = Action{}
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1212,7 @@ func (x *Action) String() string {
 func (*Action) ProtoMessage() {}
 
 func (x *Action) ProtoReflect() protoreflect.Message {
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1225,7 @@ func (x *Action) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Action.ProtoReflect.Descriptor instead.
 func (*Action) Descriptor() ([]byte, []int) {
-	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Action) GetType() string {
@@ -1080,7 +1265,7 @@ type Actions struct {
 
 func (x *Actions) Reset() {
 	*x = Actions{}
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1277,7 @@ func (x *Actions) String() string {
 func (*Actions) ProtoMessage() {}
 
 func (x *Actions) ProtoReflect() protoreflect.Message {
-	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_eddy_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1290,7 @@ func (x *Actions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Actions.ProtoReflect.Descriptor instead.
 func (*Actions) Descriptor() ([]byte, []int) {
-	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_eddy_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Actions) GetActions() []*Action {
@@ -1164,6 +1349,20 @@ const file_eddy_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05retry\x18\x01 \x03(\tR\x05retry\x125\n" +
 	"\brejected\x18\x02 \x03(\v2\x19.eddy.plugin.v1.RejectionR\brejected\x12:\n" +
 	"\vretry_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryAfter\"4\n" +
+	"\bIdentity\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x89\x01\n" +
+	"\rDeleteRequest\x12'\n" +
+	"\x0finstallation_id\x18\x01 \x01(\tR\x0einstallationId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x128\n" +
+	"\n" +
+	"identities\x18\x03 \x03(\v2\x18.eddy.plugin.v1.IdentityR\n" +
+	"identities\"~\n" +
+	"\x0eDeleteResponse\x12\x14\n" +
+	"\x05retry\x18\x01 \x01(\bR\x05retry\x12\x1a\n" +
+	"\brejected\x18\x02 \x01(\tR\brejected\x12:\n" +
+	"\vretry_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"retryAfter\"5\n" +
 	"\n" +
 	"RunRequest\x12'\n" +
@@ -1195,9 +1394,10 @@ const file_eddy_plugin_v1_plugin_proto_rawDesc = "" +
 	"\bValidate\x12\x1f.eddy.plugin.v1.ValidateRequest\x1a .eddy.plugin.v1.ValidateResponse\x12D\n" +
 	"\x05Close\x12\x1c.eddy.plugin.v1.CloseRequest\x1a\x1d.eddy.plugin.v1.CloseResponse2N\n" +
 	"\tProcessor\x12A\n" +
-	"\aProcess\x12\x15.eddy.plugin.v1.Batch\x1a\x1f.eddy.plugin.v1.ProcessResponse2E\n" +
+	"\aProcess\x12\x15.eddy.plugin.v1.Batch\x1a\x1f.eddy.plugin.v1.ProcessResponse2\x8e\x01\n" +
 	"\x04Sink\x12=\n" +
-	"\x05Write\x12\x15.eddy.plugin.v1.Batch\x1a\x1d.eddy.plugin.v1.WriteResponse2\x8a\x01\n" +
+	"\x05Write\x12\x15.eddy.plugin.v1.Batch\x1a\x1d.eddy.plugin.v1.WriteResponse\x12G\n" +
+	"\x06Delete\x12\x1d.eddy.plugin.v1.DeleteRequest\x1a\x1e.eddy.plugin.v1.DeleteResponse2\x8a\x01\n" +
 	"\x06Source\x12@\n" +
 	"\x03Run\x12\x1a.eddy.plugin.v1.RunRequest\x1a\x1b.eddy.plugin.v1.SourceBatch0\x01\x12>\n" +
 	"\x03Ack\x12\x1a.eddy.plugin.v1.AckRequest\x1a\x1b.eddy.plugin.v1.AckResponse2\x86\x01\n" +
@@ -1218,7 +1418,7 @@ func file_eddy_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_eddy_plugin_v1_plugin_proto_rawDescData
 }
 
-var file_eddy_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_eddy_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_eddy_plugin_v1_plugin_proto_goTypes = []any{
 	(*InitRequest)(nil),           // 0: eddy.plugin.v1.InitRequest
 	(*InitResponse)(nil),          // 1: eddy.plugin.v1.InitResponse
@@ -1232,52 +1432,59 @@ var file_eddy_plugin_v1_plugin_proto_goTypes = []any{
 	(*Rejection)(nil),             // 9: eddy.plugin.v1.Rejection
 	(*ProcessResponse)(nil),       // 10: eddy.plugin.v1.ProcessResponse
 	(*WriteResponse)(nil),         // 11: eddy.plugin.v1.WriteResponse
-	(*RunRequest)(nil),            // 12: eddy.plugin.v1.RunRequest
-	(*SourceBatch)(nil),           // 13: eddy.plugin.v1.SourceBatch
-	(*AckRequest)(nil),            // 14: eddy.plugin.v1.AckRequest
-	(*AckResponse)(nil),           // 15: eddy.plugin.v1.AckResponse
-	(*SessionChange)(nil),         // 16: eddy.plugin.v1.SessionChange
-	(*SessionBatch)(nil),          // 17: eddy.plugin.v1.SessionBatch
-	(*Action)(nil),                // 18: eddy.plugin.v1.Action
-	(*Actions)(nil),               // 19: eddy.plugin.v1.Actions
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
+	(*Identity)(nil),              // 12: eddy.plugin.v1.Identity
+	(*DeleteRequest)(nil),         // 13: eddy.plugin.v1.DeleteRequest
+	(*DeleteResponse)(nil),        // 14: eddy.plugin.v1.DeleteResponse
+	(*RunRequest)(nil),            // 15: eddy.plugin.v1.RunRequest
+	(*SourceBatch)(nil),           // 16: eddy.plugin.v1.SourceBatch
+	(*AckRequest)(nil),            // 17: eddy.plugin.v1.AckRequest
+	(*AckResponse)(nil),           // 18: eddy.plugin.v1.AckResponse
+	(*SessionChange)(nil),         // 19: eddy.plugin.v1.SessionChange
+	(*SessionBatch)(nil),          // 20: eddy.plugin.v1.SessionBatch
+	(*Action)(nil),                // 21: eddy.plugin.v1.Action
+	(*Actions)(nil),               // 22: eddy.plugin.v1.Actions
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
 }
 var file_eddy_plugin_v1_plugin_proto_depIdxs = []int32{
 	4,  // 0: eddy.plugin.v1.ValidateResponse.errors:type_name -> eddy.plugin.v1.FieldError
-	20, // 1: eddy.plugin.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
-	20, // 2: eddy.plugin.v1.Event.received_at:type_name -> google.protobuf.Timestamp
+	23, // 1: eddy.plugin.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
+	23, // 2: eddy.plugin.v1.Event.received_at:type_name -> google.protobuf.Timestamp
 	7,  // 3: eddy.plugin.v1.Batch.events:type_name -> eddy.plugin.v1.Event
 	7,  // 4: eddy.plugin.v1.ProcessResponse.events:type_name -> eddy.plugin.v1.Event
 	9,  // 5: eddy.plugin.v1.ProcessResponse.rejected:type_name -> eddy.plugin.v1.Rejection
 	9,  // 6: eddy.plugin.v1.WriteResponse.rejected:type_name -> eddy.plugin.v1.Rejection
-	21, // 7: eddy.plugin.v1.WriteResponse.retry_after:type_name -> google.protobuf.Duration
-	9,  // 8: eddy.plugin.v1.AckRequest.rejected:type_name -> eddy.plugin.v1.Rejection
-	16, // 9: eddy.plugin.v1.SessionBatch.changes:type_name -> eddy.plugin.v1.SessionChange
-	18, // 10: eddy.plugin.v1.Actions.actions:type_name -> eddy.plugin.v1.Action
-	0,  // 11: eddy.plugin.v1.Lifecycle.Init:input_type -> eddy.plugin.v1.InitRequest
-	2,  // 12: eddy.plugin.v1.Lifecycle.Validate:input_type -> eddy.plugin.v1.ValidateRequest
-	5,  // 13: eddy.plugin.v1.Lifecycle.Close:input_type -> eddy.plugin.v1.CloseRequest
-	8,  // 14: eddy.plugin.v1.Processor.Process:input_type -> eddy.plugin.v1.Batch
-	8,  // 15: eddy.plugin.v1.Sink.Write:input_type -> eddy.plugin.v1.Batch
-	12, // 16: eddy.plugin.v1.Source.Run:input_type -> eddy.plugin.v1.RunRequest
-	14, // 17: eddy.plugin.v1.Source.Ack:input_type -> eddy.plugin.v1.AckRequest
-	8,  // 18: eddy.plugin.v1.App.OnEvents:input_type -> eddy.plugin.v1.Batch
-	17, // 19: eddy.plugin.v1.App.OnSessions:input_type -> eddy.plugin.v1.SessionBatch
-	1,  // 20: eddy.plugin.v1.Lifecycle.Init:output_type -> eddy.plugin.v1.InitResponse
-	3,  // 21: eddy.plugin.v1.Lifecycle.Validate:output_type -> eddy.plugin.v1.ValidateResponse
-	6,  // 22: eddy.plugin.v1.Lifecycle.Close:output_type -> eddy.plugin.v1.CloseResponse
-	10, // 23: eddy.plugin.v1.Processor.Process:output_type -> eddy.plugin.v1.ProcessResponse
-	11, // 24: eddy.plugin.v1.Sink.Write:output_type -> eddy.plugin.v1.WriteResponse
-	13, // 25: eddy.plugin.v1.Source.Run:output_type -> eddy.plugin.v1.SourceBatch
-	15, // 26: eddy.plugin.v1.Source.Ack:output_type -> eddy.plugin.v1.AckResponse
-	19, // 27: eddy.plugin.v1.App.OnEvents:output_type -> eddy.plugin.v1.Actions
-	19, // 28: eddy.plugin.v1.App.OnSessions:output_type -> eddy.plugin.v1.Actions
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	24, // 7: eddy.plugin.v1.WriteResponse.retry_after:type_name -> google.protobuf.Duration
+	12, // 8: eddy.plugin.v1.DeleteRequest.identities:type_name -> eddy.plugin.v1.Identity
+	24, // 9: eddy.plugin.v1.DeleteResponse.retry_after:type_name -> google.protobuf.Duration
+	9,  // 10: eddy.plugin.v1.AckRequest.rejected:type_name -> eddy.plugin.v1.Rejection
+	19, // 11: eddy.plugin.v1.SessionBatch.changes:type_name -> eddy.plugin.v1.SessionChange
+	21, // 12: eddy.plugin.v1.Actions.actions:type_name -> eddy.plugin.v1.Action
+	0,  // 13: eddy.plugin.v1.Lifecycle.Init:input_type -> eddy.plugin.v1.InitRequest
+	2,  // 14: eddy.plugin.v1.Lifecycle.Validate:input_type -> eddy.plugin.v1.ValidateRequest
+	5,  // 15: eddy.plugin.v1.Lifecycle.Close:input_type -> eddy.plugin.v1.CloseRequest
+	8,  // 16: eddy.plugin.v1.Processor.Process:input_type -> eddy.plugin.v1.Batch
+	8,  // 17: eddy.plugin.v1.Sink.Write:input_type -> eddy.plugin.v1.Batch
+	13, // 18: eddy.plugin.v1.Sink.Delete:input_type -> eddy.plugin.v1.DeleteRequest
+	15, // 19: eddy.plugin.v1.Source.Run:input_type -> eddy.plugin.v1.RunRequest
+	17, // 20: eddy.plugin.v1.Source.Ack:input_type -> eddy.plugin.v1.AckRequest
+	8,  // 21: eddy.plugin.v1.App.OnEvents:input_type -> eddy.plugin.v1.Batch
+	20, // 22: eddy.plugin.v1.App.OnSessions:input_type -> eddy.plugin.v1.SessionBatch
+	1,  // 23: eddy.plugin.v1.Lifecycle.Init:output_type -> eddy.plugin.v1.InitResponse
+	3,  // 24: eddy.plugin.v1.Lifecycle.Validate:output_type -> eddy.plugin.v1.ValidateResponse
+	6,  // 25: eddy.plugin.v1.Lifecycle.Close:output_type -> eddy.plugin.v1.CloseResponse
+	10, // 26: eddy.plugin.v1.Processor.Process:output_type -> eddy.plugin.v1.ProcessResponse
+	11, // 27: eddy.plugin.v1.Sink.Write:output_type -> eddy.plugin.v1.WriteResponse
+	14, // 28: eddy.plugin.v1.Sink.Delete:output_type -> eddy.plugin.v1.DeleteResponse
+	16, // 29: eddy.plugin.v1.Source.Run:output_type -> eddy.plugin.v1.SourceBatch
+	18, // 30: eddy.plugin.v1.Source.Ack:output_type -> eddy.plugin.v1.AckResponse
+	22, // 31: eddy.plugin.v1.App.OnEvents:output_type -> eddy.plugin.v1.Actions
+	22, // 32: eddy.plugin.v1.App.OnSessions:output_type -> eddy.plugin.v1.Actions
+	23, // [23:33] is the sub-list for method output_type
+	13, // [13:23] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_eddy_plugin_v1_plugin_proto_init() }
@@ -1291,7 +1498,7 @@ func file_eddy_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_eddy_plugin_v1_plugin_proto_rawDesc), len(file_eddy_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -326,7 +326,8 @@ var Processor_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Sink_Write_FullMethodName = "/eddy.plugin.v1.Sink/Write"
+	Sink_Write_FullMethodName  = "/eddy.plugin.v1.Sink/Write"
+	Sink_Delete_FullMethodName = "/eddy.plugin.v1.Sink/Delete"
 )
 
 // SinkClient is the client API for Sink service.
@@ -336,6 +337,16 @@ const (
 // Sink delivers events to a destination.
 type SinkClient interface {
 	Write(ctx context.Context, in *Batch, opts ...grpc.CallOption) (*WriteResponse, error)
+	// Delete removes a deleted person's data from the destination, or asks
+	// it to. Eddy calls it only on sinks whose manifest declares
+	// `deletion: true`, in queue order: after the writes of the person's
+	// events that came before the deletion, before those that came after.
+	// Delete must be idempotent: Eddy calls it again after a failure, a
+	// restart or a replay, and once per identifier of the person (each
+	// call names them all). A sink that declares deletion but does not
+	// implement Delete answers UNIMPLEMENTED: Eddy dead-letters the
+	// deletion.
+	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
 }
 
 type sinkClient struct {
@@ -356,6 +367,16 @@ func (c *sinkClient) Write(ctx context.Context, in *Batch, opts ...grpc.CallOpti
 	return out, nil
 }
 
+func (c *sinkClient) Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteResponse)
+	err := c.cc.Invoke(ctx, Sink_Delete_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SinkServer is the server API for Sink service.
 // All implementations must embed UnimplementedSinkServer
 // for forward compatibility.
@@ -363,6 +384,16 @@ func (c *sinkClient) Write(ctx context.Context, in *Batch, opts ...grpc.CallOpti
 // Sink delivers events to a destination.
 type SinkServer interface {
 	Write(context.Context, *Batch) (*WriteResponse, error)
+	// Delete removes a deleted person's data from the destination, or asks
+	// it to. Eddy calls it only on sinks whose manifest declares
+	// `deletion: true`, in queue order: after the writes of the person's
+	// events that came before the deletion, before those that came after.
+	// Delete must be idempotent: Eddy calls it again after a failure, a
+	// restart or a replay, and once per identifier of the person (each
+	// call names them all). A sink that declares deletion but does not
+	// implement Delete answers UNIMPLEMENTED: Eddy dead-letters the
+	// deletion.
+	Delete(context.Context, *DeleteRequest) (*DeleteResponse, error)
 	mustEmbedUnimplementedSinkServer()
 }
 
@@ -375,6 +406,9 @@ type UnimplementedSinkServer struct{}
 
 func (UnimplementedSinkServer) Write(context.Context, *Batch) (*WriteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Write not implemented")
+}
+func (UnimplementedSinkServer) Delete(context.Context, *DeleteRequest) (*DeleteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Delete not implemented")
 }
 func (UnimplementedSinkServer) mustEmbedUnimplementedSinkServer() {}
 func (UnimplementedSinkServer) testEmbeddedByValue()              {}
@@ -415,6 +449,24 @@ func _Sink_Write_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Sink_Delete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).Delete(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_Delete_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).Delete(ctx, req.(*DeleteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Sink_ServiceDesc is the grpc.ServiceDesc for Sink service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -425,6 +477,10 @@ var Sink_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Write",
 			Handler:    _Sink_Write_Handler,
+		},
+		{
+			MethodName: "Delete",
+			Handler:    _Sink_Delete_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
