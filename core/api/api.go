@@ -28,6 +28,7 @@ import (
 	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/plugin"
 	"github.com/eddy-cdp/eddy/core/pluginstatus"
+	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/core/store"
 )
 
@@ -73,6 +74,12 @@ type Options struct {
 	// PluginsChanged is called after an installation or the catalog
 	// changed, so that the plugin runtime reloads at once.
 	PluginsChanged func(ctx context.Context)
+	// Ingest and Events are the ingest queue (read by the process group)
+	// and the events queue (read by storage and the session engine): a
+	// person's deletion job waits until their groups have passed the
+	// person's events in flight (privacy.go). Nil (API-only tests): the
+	// job does not wait.
+	Ingest, Events *queue.Queue
 }
 
 // API serves /api/v1.
@@ -199,6 +206,8 @@ func (a *API) Register(r gin.IRouter) {
 	authed.DELETE("/workspaces/:ws/profiles", a.deleteProfileByIdentity)
 	authed.DELETE("/workspaces/:ws/profiles/:profile_id", a.deleteProfile)
 	authed.GET("/workspaces/:ws/profiles/:profile_id/export", a.exportProfile)
+	authed.GET("/workspaces/:ws/profiles/:profile_id/consent", a.getProfileConsent)
+	authed.PUT("/workspaces/:ws/profiles/:profile_id/consent", a.setProfileConsent)
 	authed.POST("/workspaces/:ws/deletions", a.createRangeDeletion)
 	authed.GET("/workspaces/:ws/deletions/:job_id", a.getDeletion)
 	authed.GET("/workspaces/:ws/plugins", a.listInstallations)

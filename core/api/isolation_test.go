@@ -410,6 +410,11 @@ func isoRoutes() map[string]isoRoute {
 					}
 				}}
 			}},
+		"GET /workspaces/:ws/profiles/:profile_id/consent": {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
+		"PUT /workspaces/:ws/profiles/:profile_id/consent": {access: roles(isoEditors, auth.ScopeWrite), ok: 200,
+			body: func(w *isoWorld) any {
+				return map[string]any{"categoryPreferences": map[string]any{"marketing": false}}
+			}},
 		// A range long before any data: the job deletes nothing.
 		"POST /workspaces/:ws/deletions": {access: roles(isoManagers, auth.ScopeAdmin), ok: 202,
 			body: func(w *isoWorld) any {
@@ -915,6 +920,7 @@ func (w *isoWorld) snapshot(t *testing.T) []string {
 		`SELECT 'plugin installation ' || i::text FROM b, plugin_installations i WHERE i.workspace_id = b.ws`,
 		`SELECT 'deletion job ' || j::text FROM b, deletion_jobs j WHERE j.workspace_id = b.ws`,
 		`SELECT 'suppressions ' || count(*) FROM b, suppressions s WHERE s.workspace_id = b.ws`,
+		`SELECT 'consent decision ' || d::text FROM b, consent_decisions d WHERE d.workspace_id = b.ws`,
 		`SELECT 'plugin upload ' || concat_ws(' ', u.id, u.plugin_id, u.version, u.sha256) FROM b, plugin_uploads u WHERE u.organization_id = b.org`,
 	}
 	var out []string
@@ -1143,6 +1149,15 @@ func TestIsolationCrossTenant(t *testing.T) {
 					return 403
 				}
 				return 400
+			}},
+		{"B's consent through A", "GET", "/workspaces/" + w.a.ws + "/profiles/" + w.b.profileID + "/consent", nil, isoReadOr(404)},
+		{"set B's consent through A", "PUT", "/workspaces/" + w.a.ws + "/profiles/" + w.b.profileID + "/consent",
+			map[string]any{"categoryPreferences": map[string]any{"marketing": true}},
+			func(c *isoCaller) int {
+				if c.key != "" && !slices.Contains(c.scopes, auth.ScopeWrite) || c.key == "" && !slices.Contains(isoEditors, c.role) {
+					return 403
+				}
+				return 404
 			}},
 		{"delete B's person by user id through A", "DELETE", "/workspaces/" + w.a.ws + "/profiles?user_id=" + w.b.userID, nil, isoAdminOr(404)},
 		{"delete B's person by anonymous id through A", "DELETE", "/workspaces/" + w.a.ws + "/profiles?anonymous_id=" + w.b.anonID, nil, isoAdminOr(404)},

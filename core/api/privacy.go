@@ -13,9 +13,16 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/eddy-cdp/eddy/core/auth"
+	"github.com/eddy-cdp/eddy/core/engine"
+	"github.com/eddy-cdp/eddy/core/event"
 	"github.com/eddy-cdp/eddy/core/identity"
+	"github.com/eddy-cdp/eddy/core/pipeline"
+	pluginrt "github.com/eddy-cdp/eddy/core/plugins"
+	"github.com/eddy-cdp/eddy/core/privacy"
+	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/core/store"
 )
 
@@ -32,6 +39,40 @@ import (
 // sessions from Redis, and records its outcome (audited as the system).
 // Jobs left pending or running by a process that stopped are run again by
 // ResumeDeletions: deletion is idempotent.
+//
+// A person's events may be in flight when the job starts: accepted and
+// waiting in the ingest queue, or processed and waiting in the events
+// queue for storage and the session engine, which holds the person's open
+// sessions in memory. Deleting at once would let them come back. So a
+// person's job first makes sure nothing of the person is on its way
+// (drainPerson):
+//
+//  1. it records the person's suppressions, in their own commit, and
+//     collects the person's identifiers;
+//  2. it bumps the privacy generation (core/privacy): every batch the
+//     consent gate starts from then on reads the suppressions again, so
+//     no new event of the person passes the process stage;
+//  3. it waits until the ingest queue's process group has passed the
+//     point taken right after the bump (queue.Passed): every event of the
+//     person that was accepted before is dropped or processed;
+//  4. it appends a forget entry (event.TypeForget) per anonymous id and
+//     user id of the person to the events queue, sharded like the
+//     person's events, so each consumer meets it after them: storage
+//     ignores it, the session engine drops the visitor from memory
+//     without writing its sessions;
+//  5. it waits until the events queue's store and sessions groups have
+//     passed the point after those entries;
+//
+// and it repeats this for identifiers linked to the person meanwhile (by
+// events that had passed the gate before the bump), then deletes. While
+// it waits the job stays running (a warning is logged each minute); a
+// shutdown interrupts it, and the next start resumes it.
+//
+// The job waits for the groups even when this process runs without the
+// worker role: the workers elsewhere, or the next to start, move them on.
+// Deleting without waiting would be wrong, not faster: the events in
+// flight would be stored afterwards. A group that does not exist yet has
+// nothing in flight and is not waited for.
 
 // maxDeletionWorkers caps the deletion jobs running at once in a process.
 const maxDeletionWorkers = 2
@@ -111,11 +152,22 @@ func (a *API) executeDeletion(ctx context.Context, j store.DeletionJob) {
 		return
 	}
 	start := time.Now()
-	d, runErr := a.store.RunDeletion(ctx, j)
+	var d store.Deletion
+	var forgets int64
+	var runErr error
+	if j.Kind == store.DeletionProfile {
+		forgets, runErr = a.drainPerson(ctx, log, j)
+	}
+	if runErr == nil {
+		d, runErr = a.store.RunDeletion(ctx, j)
+	}
 	if runErr == nil && a.opts.Redis != nil {
 		var n int64
 		n, runErr = a.forgetLive(ctx, j.WorkspaceID, d)
 		d.Counts["live_sessions"] = n
+	}
+	if d.Counts != nil && j.Kind == store.DeletionProfile {
+		d.Counts["forget_entries"] = forgets
 	}
 	if ctx.Err() != nil {
 		// Shutting down: the job stays running and is resumed at the next
@@ -133,6 +185,150 @@ func (a *API) executeDeletion(ctx context.Context, j store.DeletionJob) {
 	}
 	log.InfoContext(ctx, "deletion job finished", "status", done.Status, "took", time.Since(start),
 		slog.Any("counts", done.Counts))
+}
+
+// Timings of a person's deletion job waiting for the queues.
+const (
+	// drainPoll is how often the job asks whether a group has passed.
+	drainPoll = 150 * time.Millisecond
+	// drainWarnEvery is how often a job still waiting says so.
+	drainWarnEvery = time.Minute
+	// maxDrainRounds bounds the rounds of drainPerson: each round after
+	// the first forgets identifiers linked to the person while the last
+	// one waited, which needs events that passed the gate before it
+	// moved; so a second round is rare, a third exceptional.
+	maxDrainRounds = 5
+)
+
+// drainPerson makes sure that no event of the person of job j is left on
+// its way to storage or in the session engine's memory (steps 1 to 5 of
+// the job, see above), and returns the forget entries it appended. Without
+// Redis it only records the suppressions; without the queues it does not
+// wait.
+func (a *API) drainPerson(ctx context.Context, log *slog.Logger, j store.DeletionJob) (int64, error) {
+	sent := map[identity.Identity]bool{}
+	var forgets int64
+	for round := 0; round < maxDrainRounds; round++ {
+		ids, err := a.store.SuppressPerson(ctx, j)
+		if err != nil {
+			return forgets, err
+		}
+		var fresh []identity.Identity
+		for _, id := range ids {
+			if !sent[id] {
+				fresh = append(fresh, id)
+			}
+		}
+		if len(fresh) == 0 || a.opts.Redis == nil {
+			return forgets, nil
+		}
+		if err := privacy.NewGeneration(a.opts.Redis, a.opts.Prefix).Bump(ctx); err != nil {
+			return forgets, err
+		}
+		if a.opts.Ingest == nil || a.opts.Events == nil {
+			return forgets, nil
+		}
+		if err := a.waitPassed(ctx, log, a.opts.Ingest, pluginrt.ProcessGroup); err != nil {
+			return forgets, err
+		}
+		entries, err := forgetEntries(j, ids, fresh, time.Now())
+		if err != nil {
+			return forgets, err
+		}
+		if err := a.opts.Events.Enqueue(ctx, entries); err != nil {
+			return forgets, fmt.Errorf("append forget entries: %w", err)
+		}
+		forgets += int64(len(entries))
+		if err := a.waitPassed(ctx, log, a.opts.Events, pipeline.Group, engine.Group); err != nil {
+			return forgets, err
+		}
+		for _, id := range fresh {
+			sent[id] = true
+		}
+	}
+	log.WarnContext(ctx, "deletion job: identifiers kept being linked to the person while it waited; deleting anyway", "rounds", maxDrainRounds)
+	return forgets, nil
+}
+
+// forgetEntries returns the forget entries of job j for the anonymous and
+// user ids among fresh, each naming every identifier of the person (all).
+// Their message ids derive from the job and the identifier (without
+// showing it), so a resumed job appends the same ones.
+func forgetEntries(j store.DeletionJob, all, fresh []identity.Identity, now time.Time) ([]event.Entry, error) {
+	f := event.Forget{JobID: j.ID, Identities: make([]event.ForgetIdentity, len(all))}
+	for i, id := range all {
+		f.Identities[i] = event.ForgetIdentity{Kind: string(id.Kind), Value: id.Value}
+	}
+	payload, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode forget entry: %w", err)
+	}
+	job, err := uuid.Parse(j.ID)
+	if err != nil {
+		return nil, fmt.Errorf("deletion job id %q: %w", j.ID, err)
+	}
+	var out []event.Entry
+	for _, id := range fresh {
+		if id.Kind != identity.AnonymousID && id.Kind != identity.UserID {
+			continue // events are sharded by anonymous id, else user id
+		}
+		out = append(out, event.Entry{
+			WorkspaceID: j.WorkspaceID,
+			MessageID:   uuid.NewSHA1(job, []byte(string(id.Kind)+"\x00"+id.Value)).String(),
+			Type:        event.TypeForget,
+			ShardKey:    id.Value,
+			ReceivedAt:  now,
+			Timestamp:   now,
+			Payload:     payload,
+		})
+	}
+	return out, nil
+}
+
+// waitPassed waits until every one of groups has passed, on q, the point
+// taken now (queue.Mark): until then the job stays running. It polls every
+// drainPoll, logs a warning every drainWarnEvery, retries while Redis is
+// unavailable, and returns ctx's error when the process shuts down (the
+// job is resumed at the next start).
+func (a *API) waitPassed(ctx context.Context, log *slog.Logger, q *queue.Queue, groups ...string) error {
+	var mark string
+	start, warned := time.Now(), time.Now()
+	t := time.NewTicker(drainPoll)
+	defer t.Stop()
+	for {
+		err := ctx.Err()
+		if err == nil && mark == "" {
+			mark, err = q.Mark(ctx)
+		}
+		for err == nil && mark != "" && len(groups) > 0 {
+			var ok bool
+			if ok, err = q.Passed(ctx, groups[0], mark); err == nil && !ok {
+				break
+			}
+			if ok {
+				groups = groups[1:]
+			}
+		}
+		if err == nil && len(groups) == 0 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil && !errors.Is(err, queue.ErrUnavailable) {
+			return fmt.Errorf("deletion job: wait for the queue: %w", err)
+		}
+		if time.Since(warned) >= drainWarnEvery {
+			warned = time.Now()
+			log.WarnContext(ctx, "deletion job still waits for a consumer group to pass the person's events in flight; are the workers running?",
+				"group", groups[0], "waited", time.Since(start).Round(time.Second), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // forgetLive deletes the live state (core/live's keys) of the sessions d
@@ -455,6 +651,18 @@ type exportJSON struct {
 	Orders          []exportOrderJSON    `json:"orders"`
 	Events          []eventJSON          `json:"events"`
 	EventsTruncated bool                 `json:"events_truncated"`
+	// ConsentDecisions are the consent decisions on the person's
+	// identifiers (see the profile consent API).
+	ConsentDecisions []exportDecisionJSON `json:"consent_decisions"`
+}
+
+type exportDecisionJSON struct {
+	Kind    string    `json:"kind"`
+	Value   string    `json:"value"`
+	Purpose string    `json:"purpose"`
+	Granted bool      `json:"granted"`
+	At      time.Time `json:"at"`
+	Source  string    `json:"source"`
 }
 
 func exportView(ws store.Workspace, x store.ProfileExport, now time.Time) exportJSON {
@@ -468,6 +676,10 @@ func exportView(ws store.Workspace, x store.ProfileExport, now time.Time) export
 			Traits:     make(map[string]stampedJSON, len(p.Traits)), Consent: make(map[string]stampedConsentJSON, len(p.Consent))}}
 	if v.MergedProfiles == nil {
 		v.MergedProfiles = []string{}
+	}
+	v.ConsentDecisions = make([]exportDecisionJSON, len(x.ConsentDecisions))
+	for i, d := range x.ConsentDecisions {
+		v.ConsentDecisions[i] = exportDecisionJSON{Kind: d.Kind, Value: d.Value, Purpose: d.Purpose, Granted: d.Granted, At: d.At.UTC(), Source: d.Source}
 	}
 	if o := p.LastOrder; o.ID != "" {
 		v.Profile.LastOrder = &lastOrderJSON{ID: o.ID, At: o.At.UTC(), Value: o.Value, Currency: o.Currency}

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eddy-cdp/eddy/core/api"
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/identity"
 	"github.com/eddy-cdp/eddy/core/session"
 	"github.com/eddy-cdp/eddy/core/store"
@@ -269,6 +270,13 @@ func TestDeletePersonLeavesNoTrace(t *testing.T) {
 		}
 	}
 
+	// Consent decided through the API for both persons: the deletion
+	// removes the person's, the suppression taking their place.
+	for _, pp := range []*privacyPerson{x, y} {
+		w.owner.must(http.StatusOK, "PUT", "/workspaces/shop/profiles/"+pp.profile+"/consent",
+			map[string]any{"categoryPreferences": map[string]any{"marketing": true}}, nil)
+	}
+
 	// By email, in another case: the person is found by identity.
 	r := w.owner.must(http.StatusAccepted, "DELETE", "/workspaces/shop/profiles?email="+url.QueryEscape(strings.ToUpper(x.email)), nil, nil)
 	var accepted jobOut
@@ -284,11 +292,16 @@ func TestDeletePersonLeavesNoTrace(t *testing.T) {
 
 	want := map[string]int64{"events": int64(x.events), "event_ids": int64(x.events), "sessions": 2, "page_views": 2,
 		"orders": 1, "identities": 4, "profile_merges": 1, "profiles": 2, "session_visitors": 2, "suppressions": 4,
-		"live_sessions": 2, "profile_counted": 3}
+		"live_sessions": 2, "profile_counted": 3, "consent_decisions": 3}
 	for table, n := range want {
 		if job.Counts[table] != n {
 			t.Errorf("job counts %s = %d, want %d (all: %v)", table, job.Counts[table], n, job.Counts)
 		}
+	}
+
+	yHash := consent.IdentifierHash(w.ws.ID, "user_id", y.userID)
+	if ds, err := p.store.PrivacyDecisions(ctx, w.ws.ID, [][32]byte{yHash}); err != nil || len(ds[yHash]) != 1 {
+		t.Errorf("the other person's consent decisions after the deletion: %v, %v; want theirs kept", ds, err)
 	}
 
 	// Nothing in any table or Redis key refers to the person.

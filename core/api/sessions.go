@@ -139,5 +139,16 @@ func (a *API) writeProfile(c *gin.Context, ws store.Workspace, p identity.Profil
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, profileView(p, open))
+	// The consent shown is what the gate applies: the events' and the
+	// decisions made through the API, the latest of each purpose.
+	states, err := a.store.ConsentOf(c.Request.Context(), ws, p)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	v := profileView(p, open)
+	for _, s := range states {
+		v.Consent[s.Purpose] = s.Granted
+	}
+	c.JSON(http.StatusOK, v)
 }

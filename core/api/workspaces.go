@@ -187,6 +187,9 @@ func (a *API) updateWorkspace(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	if req.Settings != nil && req.Settings.Privacy != nil {
+		a.privacyChanged(c.Request.Context())
+	}
 	c.JSON(http.StatusOK, WorkspaceView(ws))
 }
 

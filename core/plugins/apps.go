@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eddy-cdp/eddy/core/collector"
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/event"
 	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/queue"
@@ -68,12 +69,15 @@ func (a *appLoop) handle(ctx context.Context, b queue.Batch) ([]queue.DeadLetter
 	var events []eddyplugin.Event
 	var changes []eddyplugin.SessionChange
 	var causes []string // message id of each event or change, for action ids
+	// The consent the app was shown for each visitor, as of the latest
+	// event or change of theirs so far: what their actions carry.
+	seen := visitorConsents{}
 	flush := func() error {
 		actions, err := a.call(ctx, events, changes)
 		if err != nil {
 			return err
 		}
-		if err := a.emit(ctx, actions, causes); err != nil {
+		if err := a.emit(ctx, actions, causes, seen); err != nil {
 			return err
 		}
 		events, changes, causes = nil, nil, nil
@@ -83,6 +87,9 @@ func (a *appLoop) handle(ctx context.Context, b queue.Batch) ([]queue.DeadLetter
 		if m.Err != nil {
 			dead = append(dead, queue.DeadLetter{Message: m, Reason: "undecodable queue entry: " + m.Err.Error()})
 			continue
+		}
+		if m.Entry.Type == event.TypeForget {
+			continue // deletion is for sinks; the route group gives apps none
 		}
 		isChange := strings.HasPrefix(m.Entry.Type, sessionType)
 		// Events and changes go in separate calls, in queue order.
@@ -96,6 +103,7 @@ func (a *appLoop) handle(ctx context.Context, b queue.Batch) ([]queue.DeadLetter
 		} else {
 			events = append(events, toPluginEvent(&m.Entry))
 		}
+		seen.note(&m.Entry, isChange)
 		causes = append(causes, m.Entry.MessageID)
 	}
 	if len(events)+len(changes) > 0 {
@@ -176,7 +184,13 @@ const maxActionsPerBatch = 10000
 // emit queues the actions as events of the app's workspace. An action
 // must name its visitor (anonymous or user id) and carry a JSON object,
 // else the app's call fails.
-func (a *appLoop) emit(ctx context.Context, actions []eddyplugin.Action, causes []string) error {
+//
+// An action carries the consent the app was shown for its visitor in the
+// same batch (by an event or a session change of theirs), so that the
+// consent gate treats it as it treated them; an action about a visitor
+// the app was not shown carries none, and the gate decides without (by
+// default, it refuses it).
+func (a *appLoop) emit(ctx context.Context, actions []eddyplugin.Action, causes []string, seen visitorConsents) error {
 	if len(actions) == 0 {
 		return nil
 	}
@@ -210,6 +224,9 @@ func (a *appLoop) emit(ctx context.Context, actions []eddyplugin.Action, causes 
 			"timestamp": now.Format(time.RFC3339Nano),
 			"context":   map[string]any{"app": map[string]string{"id": ru.in.PluginID, "installation": ru.in.ID}},
 		}
+		if prefs, ok := seen.of(act.AnonymousID, act.UserID); ok {
+			msg["context"].(map[string]any)["consent"] = map[string]any{"categoryPreferences": prefs}
+		}
 		if act.AnonymousID != "" {
 			msg["anonymousId"] = act.AnonymousID
 		}
@@ -235,9 +252,19 @@ func (a *appLoop) emit(ctx context.Context, actions []eddyplugin.Action, causes 
 
 // SessionTap queues each announced session change for the apps of its
 // workspace, in the pipeline that publishes it (see live.Mirror.SetTap).
+//
+// An app receives a change only when the session's visitor grants the
+// purposes it needs: their consent as of the session's latest event that
+// stated one, with the decisions made since on their identifiers (a
+// withdrawal through the API, a deletion) applied. When that cannot be
+// checked, no app receives the change.
 func (r *Runtime) SessionTap(ctx context.Context, pipe redis.Pipeliner, ws string, c *live.Change) {
 	apps := r.appsOf.Load()[ws]
 	if len(apps) == 0 {
+		return
+	}
+	g, prefs, present, ok := r.sessionConsent(ctx, ws, c)
+	if !ok {
 		return
 	}
 	payload, err := json.Marshal(live.View(c.Session))
@@ -247,7 +274,100 @@ func (r *Runtime) SessionTap(ctx context.Context, pipe redis.Pipeliner, ws strin
 	}
 	e := &event.Entry{WorkspaceID: ws, MessageID: c.Session.ID + "@" + c.Kind + "@" + strconv.FormatInt(c.Session.UpdatedAt.UnixMicro(), 10),
 		Type: sessionType + c.Kind, ShardKey: c.Session.ID, ReceivedAt: time.Now(), Timestamp: c.Session.LastEventAt, Payload: payload}
-	for _, ru := range apps {
-		ru.app.q.EnqueueIn(ctx, pipe, e)
+	if present {
+		// The visitor's effective consent rides along as the entry's batch
+		// context, for the consent of the app's actions about them.
+		if e.Context, err = json.Marshal(map[string]any{"consent": map[string]any{"categoryPreferences": prefs}}); err != nil {
+			r.log.Warn("encode a session change's consent for apps", "err", err)
+			return
+		}
 	}
+	for _, ru := range apps {
+		if g.allows(ru, prefs, present) {
+			ru.app.q.EnqueueIn(ctx, pipe, e)
+		}
+	}
+}
+
+// tapSync is how stale the tap's view of privacy changes may be: the
+// privacy generation is read at most this often on the session engine's
+// publishing path.
+const tapSync = 250 * time.Millisecond
+
+// sessionConsent returns the gate of a workspace and the effective consent
+// of a session's visitor; ok is false when the visitor is suppressed (a
+// deleted person) or their consent cannot be checked.
+func (r *Runtime) sessionConsent(ctx context.Context, ws string, c *live.Change) (g *gate, prefs consent.Preferences, present, ok bool) {
+	if r.policies == nil {
+		return nil, nil, false, true
+	}
+	if err := r.policies.sync(ctx, tapSync); err != nil {
+		r.log.Warn("session changes withheld from apps: privacy state unreadable", "workspace", ws, "err", err)
+		return nil, nil, false, false
+	}
+	cp, err := r.policies.get(ctx, ws)
+	if err != nil {
+		r.log.Warn("session changes withheld from apps: consent policy unreadable", "workspace", ws, "err", err)
+		return nil, nil, false, false
+	}
+	prefs, present = c.Consent, c.Consent != nil
+	if cp.any {
+		hashes := idHashes(ws, c.Session.AnonymousID, c.Session.UserID)
+		if err := r.policies.lookup(ctx, ws, cp, hashes); err != nil {
+			r.log.Warn("session changes withheld from apps: consent decisions unreadable", "workspace", ws, "err", err)
+			return nil, nil, false, false
+		}
+		if ds := r.policies.decisionsOf(cp, hashes); len(ds) > 0 {
+			ap := consent.Apply(prefs, present, ds, false, time.Now(), cp.p.Required)
+			if ap.Suppressed {
+				return nil, nil, false, false
+			}
+			prefs, present = ap.Prefs, ap.Present
+		}
+	}
+	return &gate{policy: cp.p, ws: ws}, prefs, present, true
+}
+
+// visitorConsents maps a visitor ("a:" anonymous id, "u:" user id) to the
+// consent an app was shown for them.
+type visitorConsents map[string]consent.Preferences
+
+// note records the consent of an event or a session change (whose
+// consent SessionTap put in its context) for its visitor's ids.
+func (v visitorConsents) note(e *event.Entry, isChange bool) {
+	var ids struct {
+		AnonymousID   json.RawMessage `json:"anonymousId"`
+		UserID        json.RawMessage `json:"userId"`
+		AnonymousIDSn json.RawMessage `json:"anonymous_id"`
+		UserIDSn      json.RawMessage `json:"user_id"`
+	}
+	var prefs consent.Preferences
+	var present bool
+	if isChange {
+		prefs, present = consentOf(nil, e.Context)
+	} else {
+		prefs, present = consentOf(e.Payload, e.Context)
+	}
+	if !present || json.Unmarshal(e.Payload, &ids) != nil {
+		return
+	}
+	anon, user := identifier(ids.AnonymousID), identifier(ids.UserID)
+	if isChange {
+		anon, user = identifier(ids.AnonymousIDSn), identifier(ids.UserIDSn)
+	}
+	if anon != "" {
+		v["a:"+anon] = prefs
+	}
+	if user != "" {
+		v["u:"+user] = prefs
+	}
+}
+
+// of returns the consent shown for a visitor, by anonymous id first.
+func (v visitorConsents) of(anonymousID, userID string) (consent.Preferences, bool) {
+	if p, ok := v["a:"+anonymousID]; ok && anonymousID != "" {
+		return p, true
+	}
+	p, ok := v["u:"+userID]
+	return p, ok && userID != ""
 }

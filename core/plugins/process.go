@@ -36,6 +36,13 @@ const (
 func (r *Runtime) Process(ctx context.Context, b queue.Batch) ([]queue.DeadLetter, error) {
 	chains := r.chains.Load()
 	var dead []queue.DeadLetter
+	var adm *admission
+	if r.policies != nil {
+		var err error
+		if adm, err = r.prepare(ctx, b.Messages); err != nil {
+			return nil, err
+		}
+	}
 	// Messages grouped by workspace, each group in stream order.
 	groups := map[string][]queue.Message{}
 	var order []string
@@ -45,11 +52,11 @@ func (r *Runtime) Process(ctx context.Context, b queue.Batch) ([]queue.DeadLette
 			dead = append(dead, queue.DeadLetter{Message: *m, Reason: "undecodable queue entry: " + m.Err.Error()})
 			continue
 		}
-		if r.policies != nil {
+		if adm != nil {
 			// Consent first: an event its visitor did not allow goes no
 			// further (it is acknowledged and counted), and the rest is
 			// minimised before any processor or store sees it.
-			ok, err := r.admit(ctx, &m.Entry)
+			ok, err := adm.admit(ctx, &m.Entry)
 			if err != nil {
 				return nil, fmt.Errorf("consent policy of workspace %s: %w", m.Entry.WorkspaceID, err)
 			}
@@ -73,6 +80,11 @@ func (r *Runtime) Process(ctx context.Context, b queue.Batch) ([]queue.DeadLette
 			return nil, err
 		}
 		dead = append(dead, d...)
+	}
+	if adm != nil {
+		if err := adm.record(ctx); err != nil {
+			return nil, fmt.Errorf("record consent updates: %w", err)
+		}
 	}
 	return dead, nil
 }

@@ -41,6 +41,7 @@ import (
 	"github.com/eddy-cdp/eddy/core/plugin"
 	"github.com/eddy-cdp/eddy/core/pluginhost"
 	"github.com/eddy-cdp/eddy/core/pluginstatus"
+	"github.com/eddy-cdp/eddy/core/privacy"
 	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/core/wasmhost"
 	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
@@ -97,10 +98,13 @@ type Options struct {
 	// events go no further) and minimised, and each plugin receives only
 	// the events whose consent covers its purposes.
 	Policies Policies
-	// Suppressions, with Policies, drops the events of deleted persons
-	// unless they carry consent again.
-	Suppressions Suppressions
-	Logger       *slog.Logger
+	// Decisions, with Policies, are the consent decisions on persons
+	// (set through the API, or deleted) the gate applies on top of the
+	// consent events carry; Generation tells the gate at once that they,
+	// or a policy, changed (without it, changes apply within 5 s).
+	Decisions  Decisions
+	Generation *privacy.Generation
+	Logger     *slog.Logger
 }
 
 // Runtime runs the installed plugins. Create it with New, call Reload
@@ -176,7 +180,7 @@ func New(ctx context.Context, list Lister, catalog Catalog, rdb redis.UniversalC
 	}
 	var policies *policyCache
 	if opts.Policies != nil {
-		policies = &policyCache{load: opts.Policies, suppressed: opts.Suppressions}
+		policies = &policyCache{load: opts.Policies, decisions: opts.Decisions, gen: opts.Generation}
 	}
 	return &Runtime{
 		list: list, catalog: catalog, rdb: rdb, events: events, policies: policies,

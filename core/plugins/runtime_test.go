@@ -1,8 +1,8 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/plugin"
 	"github.com/eddy-cdp/eddy/core/pluginhost"
+	"github.com/eddy-cdp/eddy/core/privacy"
 	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/core/store"
 	"github.com/eddy-cdp/eddy/internal/testenv"
@@ -124,6 +126,9 @@ func newHarnessWith(t *testing.T, opt func(*Options), ins ...Installation) *harn
 			m := *webhookM
 			m.ID = id
 			return Plugin{Manifest: &m}, nil
+		}
+		if p, ok := deletionPlugin(id); ok {
+			return p, nil
 		}
 		return Plugin{}, fmt.Errorf("unknown plugin %s", id)
 	}
@@ -671,32 +676,220 @@ func keys(m map[string]event.Entry) []string {
 	return out
 }
 
+// memDecisions stands in for the store's decisions (core/store runs the
+// same calls against PostgreSQL in its own tests): decisions by
+// identifier hash, and the updates the gate records.
+type memDecisions struct {
+	mu       sync.Mutex
+	byHash   map[[32]byte][]consent.Decision
+	recorded []consent.Update
+}
+
+func (d *memDecisions) add(ws, kind, value string, dec consent.Decision) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.byHash == nil {
+		d.byHash = map[[32]byte][]consent.Decision{}
+	}
+	h := consent.IdentifierHash(ws, kind, value)
+	d.byHash[h] = append(d.byHash[h], dec)
+}
+
+func (d *memDecisions) HasPrivacyDecisions(context.Context, string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.byHash) > 0, nil
+}
+
+func (d *memDecisions) PrivacyDecisions(_ context.Context, _ string, hashes [][32]byte) (map[[32]byte][]consent.Decision, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[[32]byte][]consent.Decision{}
+	for _, h := range hashes {
+		if ds, ok := d.byHash[h]; ok {
+			out[h] = slices.Clone(ds)
+		}
+	}
+	return out, nil
+}
+
+func (d *memDecisions) RecordConsentUpdates(_ context.Context, _ string, us []consent.Update) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.recorded = append(d.recorded, us...)
+	for _, u := range us {
+		for _, h := range u.Hashes {
+			for p, g := range u.Prefs {
+				d.byHash[h] = append(d.byHash[h], consent.Decision{Purpose: p, Granted: g, At: u.At, Source: consent.SourceEvent})
+			}
+		}
+	}
+	return nil
+}
+
+// consentUpdate is the visitor's consent update event (consent.UpdateEvent).
+func consentUpdate(ws, id, prefs string) event.Entry {
+	e := withConsent(entry(ws, id, consent.UpdateEvent), prefs)
+	e.ReceivedAt = time.Now()
+	return e
+}
+
 // A deleted person's events are dropped, even where necessary-only
-// processing is allowed, until an event of theirs carries consent again.
+// processing is allowed and whatever consent they carry, until the person
+// consents again in a consent update; the same identifier in another
+// workspace is not affected.
 func TestSuppressedVisitorsAreDropped(t *testing.T) {
 	policy := consent.DefaultPolicy()
 	policy.AllowNecessaryOnly = true
-	gone := sha256.Sum256([]byte(wsA + ":anonymous_id:anon-gone"))
+	decisions := &memDecisions{}
+	decisions.add(wsA, "anonymous_id", "anon-gone", consent.Decision{Purpose: consent.All, At: time.Now().Add(-time.Minute), Source: consent.SourceDeletion})
 	h := newHarnessWith(t, func(o *Options) {
 		o.Policies = func(context.Context, string) (consent.Policy, error) { return policy, nil }
-		o.Suppressions = func(_ context.Context, ws string) (map[[32]byte]struct{}, error) {
-			if ws != wsA {
-				return nil, nil
-			}
-			return map[[32]byte]struct{}{gone: {}}, nil
-		}
+		o.Decisions = decisions
 	})
 	ctx := context.Background()
 	dropped := entry(wsA, "gone", "Viewed") // anonymousId anon-gone
-	back := withConsent(entry(wsA, "gone", "Viewed"), `{"analytics":true}`)
-	back.MessageID = "back"
+	stale := withConsent(entry(wsA, "gone", "Viewed"), `{"analytics":true}`)
+	stale.MessageID = "stale"
 	other := entry(wsB, "gone", "Viewed") // the same id in another workspace
 	other.MessageID = "other"
-	testenv.Must(t, h.ingest.Enqueue(ctx, []event.Entry{dropped, back, other, entry(wsA, "kept", "Viewed")}), "enqueue")
-	h.stored(3)
+	testenv.Must(t, h.ingest.Enqueue(ctx, []event.Entry{dropped, stale, other, entry(wsA, "kept", "Viewed")}), "enqueue")
+	h.stored(2)
 	time.Sleep(300 * time.Millisecond)
+	if got := h.storedNow(); len(got) != 2 || got["other"].MessageID == "" || got["kept"].MessageID == "" {
+		t.Fatalf("processed %v, want other and kept (not the deleted visitor's events, not even with consent)", keys(got))
+	}
+	// The person consents again: the update passes and is recorded, and
+	// so do their events after it.
+	back := consentUpdate(wsA, "gone", `{"analytics":true}`)
+	back.MessageID = "back"
+	after := withConsent(entry(wsA, "gone", "Viewed"), `{"analytics":true,"marketing":true}`)
+	after.MessageID, after.ReceivedAt = "after", time.Now().Add(time.Second)
+	testenv.Must(t, h.ingest.Enqueue(ctx, []event.Entry{back}), "enqueue")
+	testenv.Must(t, h.ingest.Enqueue(ctx, []event.Entry{after}), "enqueue")
+	got := h.stored(4)
+	if got["back"].MessageID == "" || got["after"].MessageID == "" {
+		t.Fatalf("processed %v, want the consent update and the event after it", keys(got))
+	}
+	// Marketing was not granted again: it stays withdrawn in what is stored.
+	if prefs, _, _ := consent.Parse(got["after"].Payload, got["after"].Context); !prefs["analytics"] || prefs["marketing"] {
+		t.Errorf("stored consent %v, want analytics granted and marketing withdrawn", prefs)
+	}
+	decisions.mu.Lock()
+	defer decisions.mu.Unlock()
+	if len(decisions.recorded) != 1 || !decisions.recorded[0].Prefs["analytics"] {
+		t.Errorf("recorded %+v, want the consent update granting analytics", decisions.recorded)
+	}
+}
+
+// A purpose withdrawn through the API holds over the stale consent a
+// client keeps sending: the marketing sink gets nothing more of that
+// visitor, from the first batch after the change, while the analytics sink
+// and other visitors carry on.
+func TestWithdrawalHoldsOverStaleConsent(t *testing.T) {
+	marketing := newWebhookServer(t, func(int64) int { return http.StatusOK })
+	analytics := newWebhookServer(t, func(int64) int { return http.StatusOK })
+	policy := consent.DefaultPolicy()
+	policy.Plugins = map[string][]string{"sink.webhook": {"marketing"}}
+	analyticsSink := webhookIn("sink-analytics", wsA, analytics.URL, 0)
+	analyticsSink.PluginID = "sink.webhook_analytics"
+	decisions := &memDecisions{}
+	var gen *privacy.Generation
+	h := newHarnessWith(t, func(o *Options) {
+		o.Policies = func(context.Context, string) (consent.Policy, error) { return policy, nil }
+		o.Decisions = decisions
+		ropts, err := redis.ParseURL(testenv.RedisURL())
+		testenv.Must(t, err, "redis url")
+		rc := redis.NewClient(ropts)
+		t.Cleanup(func() { rc.Close() })
+		gen = privacy.NewGeneration(rc, o.Prefix)
+		o.Generation = gen
+	}, webhookIn("sink-marketing", wsA, marketing.URL, 0), analyticsSink)
+	ctx := context.Background()
+	both := `{"analytics":true,"marketing":true}`
+	testenv.Must(t, h.ingest.Enqueue(ctx, []event.Entry{withConsent(entry(wsA, "before", "Viewed"), both)}), "enqueue")
+	testenv.Eventually(t, defaultTestTimeout, "the marketing sink has the event before the withdrawal", func() bool {
+		ids, _ := marketing.ids()
+		return len(ids) == 1
+	})
+	// Withdrawn through the API (as core/store records it), then the
+	// generation bumped (as the API does).
+	decisions.add(wsA, "anonymous_id", "anon-before", consent.Decision{Purpose: "marketing", At: time.Now(), Source: consent.SourceAPI})
+	testenv.Must(t, gen.Bump(ctx), "bump")
+	stale := withConsent(entry(wsA, "before", "Viewed"), both) // the same visitor
+	stale.MessageID = "stale"
+	stale.Payload = bytes.Replace(stale.Payload, []byte(`"messageId":"before"`), []byte(`"messageId":"stale"`), 1)
+	testenv.Must(t, h.ingest.Enqueue(ctx, []event.Entry{stale, withConsent(entry(wsA, "someone-else", "Viewed"), both)}), "enqueue")
+	testenv.Eventually(t, defaultTestTimeout, "the analytics sink has all three events", func() bool {
+		ids, _ := analytics.ids()
+		return len(ids) == 3
+	})
+	testenv.Eventually(t, defaultTestTimeout, "the marketing sink has the other visitor's event", func() bool {
+		ids, _ := marketing.ids()
+		return len(ids) == 2
+	})
+	time.Sleep(300 * time.Millisecond)
+	if ids, _ := marketing.ids(); !slices.Equal(ids, []string{"before", "someone-else"}) {
+		t.Errorf("marketing sink received %v, want before and someone-else (not the withdrawn visitor's later event)", ids)
+	}
 	got := h.storedNow()
-	if _, ok := got["gone"]; ok || len(got) != 3 {
-		t.Fatalf("processed %v, want back, other and kept (not the suppressed visitor's event without consent)", keys(got))
+	if prefs, _, _ := consent.Parse(got["stale"].Payload, got["stale"].Context); !prefs["analytics"] || prefs["marketing"] {
+		t.Errorf("stored consent of the stale event %v, want marketing withdrawn", prefs)
+	}
+}
+
+// The cart-recovery app needs marketing: it is shown the session changes
+// of visitors who grant it, and no others (refused, unknown, withdrawn
+// through the API, deleted); its action carries the visitor's consent, so
+// that the gate processes it and the sink delivers it.
+func TestAppSeesOnlyConsentedSessions(t *testing.T) {
+	w := newWebhookServer(t, func(int64) int { return http.StatusOK })
+	app := Installation{ID: "00000000-0000-4000-8000-0000000000cb", WorkspaceID: wsA, PluginID: "app.cart_recovery", Enabled: true,
+		Config: json.RawMessage(`{"action_type":"cart_abandoned","currency":"EUR"}`), UpdatedAt: time.Unix(1, 0)}
+	policy := consent.DefaultPolicy()
+	decisions := &memDecisions{}
+	decisions.add(wsA, "anonymous_id", "anon-s-withdrawn", consent.Decision{Purpose: "marketing", At: time.Now(), Source: consent.SourceAPI})
+	decisions.add(wsA, "anonymous_id", "anon-s-deleted", consent.Decision{Purpose: consent.All, At: time.Now(), Source: consent.SourceDeletion})
+	h := newHarnessWith(t, func(o *Options) {
+		o.Policies = func(context.Context, string) (consent.Policy, error) { return policy, nil }
+		o.Decisions = decisions
+	}, app, webhookIn("sink-actions", wsA, w.URL, 0))
+	ctx := context.Background()
+	now := time.Now().UTC()
+	granted := consent.Preferences{"analytics": true, "marketing": true}
+	for _, s := range []struct {
+		id    string
+		prefs consent.Preferences
+	}{
+		{"s-granted", granted},
+		{"s-refused", consent.Preferences{"analytics": true, "marketing": false}},
+		{"s-unknown", nil},
+		{"s-withdrawn", granted},
+		{"s-deleted", granted},
+	} {
+		c := &live.Change{Kind: "closed", Consent: s.prefs, Session: store.StoredSession{ID: s.id, AnonymousID: "anon-" + s.id,
+			StartedAt: now.Add(-time.Hour), LastEventAt: now.Add(-40 * time.Minute), Events: 3, ChannelGroup: "Direct", Closed: true, UpdatedAt: now,
+			Cart: &store.SessionCart{Items: []store.CartItem{{ProductID: "p1", Price: 20, Quantity: 2}}, Value: 40}}}
+		pipe := h.rdb.Pipeline()
+		h.rt.SessionTap(ctx, pipe, wsA, c)
+		_, err := pipe.Exec(ctx)
+		testenv.Must(t, err, "tap")
+	}
+	testenv.Eventually(t, defaultTestTimeout, "the granted visitor's action delivered", func() bool {
+		ids, _ := w.ids()
+		return len(ids) == 1
+	})
+	time.Sleep(500 * time.Millisecond)
+	var actions []string
+	for _, e := range h.storedNow() {
+		if strings.Contains(string(e.Payload), `"event":"cart_abandoned"`) {
+			actions = append(actions, string(e.Payload))
+		}
+	}
+	if len(actions) != 1 || !strings.Contains(actions[0], `"anonymousId":"anon-s-granted"`) {
+		t.Fatalf("actions stored: %v, want only the granted visitor's", actions)
+	}
+	if !strings.Contains(actions[0], `"categoryPreferences":{"analytics":true,"marketing":true}`) {
+		t.Errorf("the action does not carry its visitor's consent: %s", actions[0])
 	}
 }

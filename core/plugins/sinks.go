@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/eddy-cdp/eddy/core/consent"
+	"github.com/eddy-cdp/eddy/core/event"
 	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
 )
@@ -35,7 +37,8 @@ type SinkOptions struct {
 	// MaxRejects is how often one event may come back for retry from a
 	// destination that otherwise accepts writes before it is
 	// dead-lettered; 10 if zero. While every write fails, events wait
-	// instead: the destination is down, not refusing them.
+	// instead: the destination is down, not refusing them. A deletion
+	// (Delete) that fails MaxRejects times in a row is dead-lettered.
 	MaxRejects int
 	// LeaseTTL and Block tune the delivery consumer (see
 	// queue.ConsumerOptions); defaults if zero.
@@ -63,9 +66,18 @@ const maxRetryAfter = time.Hour
 
 // Route is the handler of the route group: it copies each event to the
 // queue of every running sink and app installation of its workspace that
-// receives its type, atomically with the batch's acknowledgement.
+// receives its type, atomically with the batch's acknowledgement. A
+// forget entry (event.TypeForget) goes to the workspace's sinks that
+// declare deletion, whatever events and purposes they take, and to
+// nothing else.
 func (r *Runtime) Route(ctx context.Context, b queue.Batch) ([]queue.DeadLetter, error) {
 	sinks, apps := r.sinksOf.Load(), r.appsOf.Load()
+	if r.policies != nil {
+		// A policy changed through the API applies to the next batch.
+		if err := r.policies.sync(ctx, 0); err != nil {
+			return nil, fmt.Errorf("route: %w", err)
+		}
+	}
 	var dead []queue.DeadLetter
 	for _, m := range b.Messages {
 		if m.Err != nil {
@@ -73,6 +85,16 @@ func (r *Runtime) Route(ctx context.Context, b queue.Batch) ([]queue.DeadLetter,
 			continue
 		}
 		ws := m.Entry.WorkspaceID
+		if m.Entry.Type == event.TypeForget {
+			// Deletion is not processing of the person's data that consent
+			// could refuse: it is owed to them.
+			for _, ru := range sinks[ws] {
+				if ru.deletes() {
+					b.Forward(ru.sink.q, m, m.Entry)
+				}
+			}
+			continue
+		}
 		if len(sinks[ws])+len(apps[ws]) == 0 {
 			continue
 		}
@@ -224,19 +246,38 @@ func (s *loop) measure(ctx context.Context) {
 	}
 }
 
-// deliver writes a batch to the sink. Events the destination refuses for
-// good are dead-lettered; events it asks to retry are written again after
-// a backoff (or its Retry-After), for as long as the destination stays
-// down: the batch is acknowledged only when every event is delivered or
-// dead-lettered. It returns an error only when ctx ends or the plugin is
-// unavailable (the batch is then delivered again: at least once).
+// deliver hands a batch to the sink in queue order: its events in
+// Writes, and each forget entry to Delete once the events before it are
+// written, so that a deletion follows the events it concerns and
+// precedes those after it. It returns an error only when ctx ends or
+// the plugin is unavailable (the batch is then delivered again: at least
+// once; writes and deletions are idempotent).
 func (s *sinkLoop) deliver(ctx context.Context, b queue.Batch) ([]queue.DeadLetter, error) {
 	var dead []queue.DeadLetter
 	msgs := map[string]queue.Message{}
 	var todo []eddyplugin.Event
+	flush := func() error {
+		d, err := s.writeAll(ctx, todo, msgs)
+		dead = append(dead, d...)
+		todo = nil
+		return err
+	}
 	for _, m := range b.Messages {
 		if m.Err != nil {
 			dead = append(dead, queue.DeadLetter{Message: m, Reason: "undecodable queue entry: " + m.Err.Error()})
+			continue
+		}
+		if m.Entry.Type == event.TypeForget {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			dl, err := s.forget(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			if dl != nil {
+				dead = append(dead, *dl)
+			}
 			continue
 		}
 		if _, dup := msgs[m.Entry.MessageID]; dup {
@@ -245,6 +286,24 @@ func (s *sinkLoop) deliver(ctx context.Context, b queue.Batch) ([]queue.DeadLett
 		msgs[m.Entry.MessageID] = m
 		todo = append(todo, toPluginEvent(&m.Entry))
 	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	for id := range msgs {
+		delete(s.rejects, id)
+	}
+	s.mu.Unlock()
+	return dead, nil
+}
+
+// writeAll writes events to the sink. Events the destination refuses for
+// good are dead-lettered; events it asks to retry are written again after
+// a backoff (or its Retry-After), for as long as the destination stays
+// down: it returns when every event is delivered or dead-lettered, or
+// with an error when ctx ends or the plugin is unavailable.
+func (s *sinkLoop) writeAll(ctx context.Context, todo []eddyplugin.Event, msgs map[string]queue.Message) ([]queue.DeadLetter, error) {
+	var dead []queue.DeadLetter
 	wait := s.opts.MinBackoff
 	for len(todo) > 0 {
 		if err := s.throttle(ctx, len(todo)); err != nil {
@@ -310,12 +369,101 @@ func (s *sinkLoop) deliver(ctx context.Context, b queue.Batch) ([]queue.DeadLett
 		}
 		wait = min(wait*2, s.opts.MaxBackoff)
 	}
-	s.mu.Lock()
-	for id := range msgs {
-		delete(s.rejects, id)
-	}
-	s.mu.Unlock()
 	return dead, nil
+}
+
+// forget hands a forget entry to the sink's Delete. A failed or retried
+// deletion is called again after a backoff (or the destination's
+// Retry-After), as a write is; after MaxRejects attempts, or when the
+// destination refuses it, it is dead-lettered (a replay asks again), so
+// that a deletion the destination cannot make does not hold back the
+// shard for good. It returns an error only when ctx ends or the plugin is
+// unavailable.
+func (s *sinkLoop) forget(ctx context.Context, m queue.Message) (*queue.DeadLetter, error) {
+	ru := s.ru
+	if !ru.deletes() {
+		// Routed before the sink's new version dropped deletion: nothing
+		// it can do with it.
+		return nil, nil
+	}
+	var f event.Forget
+	if err := json.Unmarshal(m.Entry.Payload, &f); err != nil {
+		deletionsTotal.WithLabelValues(ru.in.PluginID, ru.in.WorkspaceID, "failed").Inc()
+		return &queue.DeadLetter{Message: m, Reason: "undecodable forget entry: " + err.Error()}, nil
+	}
+	d := eddyplugin.Deletion{JobID: f.JobID, Identities: make([]eddyplugin.Identity, len(f.Identities))}
+	for i, id := range f.Identities {
+		d.Identities[i] = eddyplugin.Identity{Kind: id.Kind, Value: id.Value}
+	}
+	dead := func(reason string) (*queue.DeadLetter, error) {
+		deletionsTotal.WithLabelValues(ru.in.PluginID, ru.in.WorkspaceID, "failed").Inc()
+		return &queue.DeadLetter{Message: m, Reason: reason}, nil
+	}
+	wait := s.opts.MinBackoff
+	for attempt := 1; ; attempt++ {
+		if err := s.throttle(ctx, 1); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		res, err := s.delete(ctx, d)
+		ru.stats.call(time.Since(start), err)
+		var pe *eddyplugin.PluginError
+		switch {
+		case err == nil && res.Rejected != "":
+			s.r.log.Warn("sink refused a deletion", "installation", ru.in.ID, "job_id", d.JobID)
+			return dead(fmt.Sprintf("deletion refused by %s: %s", ru.in.PluginID, res.Rejected))
+		case err == nil && !res.Retry:
+			deletionsTotal.WithLabelValues(ru.in.PluginID, ru.in.WorkspaceID, "done").Inc()
+			return nil, nil
+		case errors.Is(err, eddyplugin.ErrDeleteUnsupported):
+			s.r.log.Error("sink declares deletion but implements no Delete", "installation", ru.in.ID, "plugin_id", ru.in.PluginID)
+			return dead(fmt.Sprintf("%s declares deletion but implements no Delete", ru.in.PluginID))
+		case err != nil && ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil && !errors.As(err, &pe):
+			// The plugin itself is down: the queue retries the batch.
+			return nil, err
+		}
+		reason := "the destination asked to retry"
+		if err != nil {
+			reason = err.Error()
+		}
+		if attempt >= s.opts.MaxRejects {
+			s.r.log.Warn("sink deletion failed; dead-lettered", "installation", ru.in.ID, "job_id", d.JobID, "attempts", attempt, "err", reason)
+			return dead(fmt.Sprintf("%s failed the deletion %d times: %s", ru.in.PluginID, attempt, reason))
+		}
+		pause := jitter(wait)
+		if err == nil && res.RetryAfter > 0 {
+			pause = min(res.RetryAfter, maxRetryAfter)
+			s.pause(pause)
+		}
+		s.r.log.Warn("sink deletion failed; retrying", "installation", ru.in.ID, "attempt", attempt, "wait", pause, "err", reason)
+		if !sleep(ctx, pause) {
+			return nil, ctx.Err()
+		}
+		wait = min(wait*2, s.opts.MaxBackoff)
+	}
+}
+
+// deletes reports whether the installation is a sink that declares
+// deletion.
+func (ru *running) deletes() bool {
+	return ru.sink != nil && ru.manifest != nil && ru.manifest.Deletion
+}
+
+// delete hands a deletion to the sink plugin.
+func (s *sinkLoop) delete(ctx context.Context, d eddyplugin.Deletion) (eddyplugin.DeleteResult, error) {
+	ru := s.ru
+	if ru.sup == nil {
+		return eddyplugin.DeleteResult{}, errors.New("sink has no running plugin")
+	}
+	var res eddyplugin.DeleteResult
+	err := ru.sup.Do(ctx, func(c *eddyplugin.Client) error {
+		var cerr error
+		res, cerr = c.Delete(ctx, ru.in.ID, d)
+		return cerr
+	})
+	return res, err
 }
 
 // pause holds every shard's writes for d.

@@ -10,6 +10,7 @@ import (
 	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/plugin"
 	"github.com/eddy-cdp/eddy/core/plugins"
+	"github.com/eddy-cdp/eddy/core/privacy"
 	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/core/store"
 )
@@ -36,9 +37,10 @@ func (s *Server) pluginRuntime(ctx context.Context) (*plugins.Runtime, error) {
 		Ingest:    s.ingest,
 		Collector: s.cfg.Collector,
 		// The consent gate: default deny, per the workspace's policy.
-		Policies:     s.privacyPolicy,
-		Suppressions: s.store.SuppressedHashes,
-		Logger:       s.log.With("role", RoleWorker),
+		Policies:   s.privacyPolicy,
+		Decisions:  s.store,
+		Generation: privacy.NewGeneration(s.rdb, s.cfg.Queue.Prefix),
+		Logger:     s.log.With("role", RoleWorker),
 	})
 	if err != nil {
 		return nil, err

@@ -271,6 +271,10 @@ func (s *Server) routes() (*gin.Engine, error) {
 			// plugins.yaml sits at the root of Eddy's tree, beside the
 			// plugins shipped with it.
 			BuiltinPluginsDir: filepath.Join(filepath.Dir(s.cfg.Path), "plugins"),
+			// A person's deletion waits for the person's events in flight
+			// in both queues, whichever process runs the workers.
+			Ingest: s.ingest,
+			Events: s.queue,
 		})
 		s.api.Register(r)
 		r.NoRoute(func(c *gin.Context) {

@@ -25,7 +25,9 @@ import (
 // tables, in an order that makes a rerun after a crash finish the work:
 //
 //  1. suppressions of every identifier of the person (hashed), first, so
-//     that the ingestion gate drops their events while the rest runs;
+//     that the ingestion gate drops their events while the rest runs (a
+//     deletion job records them earlier still, by SuppressPerson, and
+//     waits for the person's events in flight before it deletes);
 //  2. events (every day partition) and their event_ids keys;
 //  3. sessions, page views, orders, profile_counted claims and the
 //     session engine's checkpointed visitors (session_visitors);
@@ -251,6 +253,50 @@ func findPerson(ctx context.Context, q interface {
 	return p, nil
 }
 
+// suppress records the suppressions of ids in workspace ws, in one
+// statement: a new suppression, or one lifted before, is in force. It
+// returns the rows written.
+func (s *Store) suppress(ctx context.Context, ws string, ids []identity.Identity, jobID string) (int64, error) {
+	hashes, kinds := make([][]byte, len(ids)), make([]string, len(ids))
+	for i, id := range ids {
+		hashes[i], kinds[i] = SuppressionHash(ws, string(id.Kind), id.Value), string(id.Kind)
+	}
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO suppressions (workspace_id, identifier_hash, kind, job_id)
+		SELECT $1, h, k, nullif($4, '')::uuid FROM unnest($2::bytea[], $3::text[]) AS t (h, k)
+		ON CONFLICT (workspace_id, identifier_hash) DO UPDATE
+		SET lifted_at = NULL, created_at = now(), job_id = coalesce(EXCLUDED.job_id, suppressions.job_id)`, ws, hashes, kinds, jobID)
+	if err != nil {
+		return 0, fmt.Errorf("record suppressions: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// SuppressPerson records, in its own commit, the suppressions of every
+// identifier of the person a profile job deletes, and returns those
+// identifiers (which must never be logged): the first step of the job,
+// after which the consent gate drops the person's new events, before the
+// job waits for the events in flight and deletes (RunDeletion, which
+// records them again with any linked meanwhile). A profile that no longer
+// exists, or a job that is not a profile's, returns none: a rerun of a job
+// that had finished its work. It is idempotent.
+func (s *Store) SuppressPerson(ctx context.Context, j DeletionJob) ([]identity.Identity, error) {
+	if j.Kind != DeletionProfile || j.ProfileID == "" || !isUUID(j.WorkspaceID) || !isUUID(j.ProfileID) {
+		return nil, nil
+	}
+	p, err := findPerson(ctx, s.pool, j.WorkspaceID, j.ProfileID)
+	if err != nil {
+		return nil, fmt.Errorf("suppress a person of workspace %s: %w", j.WorkspaceID, err)
+	}
+	if p == nil {
+		return nil, nil
+	}
+	if _, err := s.suppress(ctx, j.WorkspaceID, p.ids, j.ID); err != nil {
+		return nil, fmt.Errorf("suppress a person of workspace %s: %w", j.WorkspaceID, err)
+	}
+	return p.ids, nil
+}
+
 func (s *Store) deleteProfile(ctx context.Context, ws, profileID, jobID string) (Deletion, error) {
 	fail := func(err error) (Deletion, error) {
 		// No profile id here: the error is kept by the job and its audit
@@ -270,20 +316,13 @@ func (s *Store) deleteProfile(ctx context.Context, ws, profileID, jobID string) 
 	d := Deletion{Counts: map[string]int64{}, Identities: p.ids, ProfileIDs: p.profiles}
 	anons, users := p.values(identity.AnonymousID), p.values(identity.UserID)
 
-	// 1. Suppressions: a new suppression, or one lifted before, is in force.
-	hashes, kinds := make([][]byte, len(p.ids)), make([]string, len(p.ids))
-	for i, id := range p.ids {
-		hashes[i], kinds[i] = SuppressionHash(ws, string(id.Kind), id.Value), string(id.Kind)
-	}
-	tag, err := s.pool.Exec(ctx, `
-		INSERT INTO suppressions (workspace_id, identifier_hash, kind, job_id)
-		SELECT $1, h, k, nullif($4, '')::uuid FROM unnest($2::bytea[], $3::text[]) AS t (h, k)
-		ON CONFLICT (workspace_id, identifier_hash) DO UPDATE
-		SET lifted_at = NULL, job_id = coalesce(EXCLUDED.job_id, suppressions.job_id)`, ws, hashes, kinds, jobID)
+	// 1. Suppressions (again, when the job recorded them already: the
+	// identifiers linked meanwhile too).
+	n, err := s.suppress(ctx, ws, p.ids, jobID)
 	if err != nil {
-		return fail(fmt.Errorf("record suppressions: %w", err))
+		return fail(err)
 	}
-	d.Counts["suppressions"] = tag.RowsAffected()
+	d.Counts["suppressions"] = n
 
 	// 2. Events and their keys.
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -367,6 +406,18 @@ func (s *Store) deleteProfile(ctx context.Context, ws, profileID, jobID string) 
 			}
 			d.Counts[st.table] += tag.RowsAffected()
 		}
+		// Consent decisions made on the person's identifiers: the
+		// suppression takes their place (a grant recorded before the
+		// deletion must not outlive it).
+		hashes := make([][]byte, 0, len(p.ids))
+		for _, id := range p.ids {
+			hashes = append(hashes, SuppressionHash(ws, string(id.Kind), id.Value))
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM consent_decisions WHERE workspace_id = $1 AND identifier_hash = ANY($2)`, ws, hashes)
+		if err != nil {
+			return fmt.Errorf("delete consent decisions: %w", err)
+		}
+		d.Counts["consent_decisions"] += tag.RowsAffected()
 		return nil
 	})
 	if err != nil {

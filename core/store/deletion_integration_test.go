@@ -349,3 +349,58 @@ func TestDeleteRange(t *testing.T) {
 	}
 	_ = x
 }
+
+// SuppressPerson, a deletion job's first step, suppresses every identifier
+// of the person and returns them, deleting nothing; it is idempotent, and
+// finds nobody once the person is deleted or for a range job.
+func TestSuppressPersonSuppressesBeforeDeleting(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	ws := newPrivacyWorkspace(t, s, "privacy-suppress")
+	x := seedPerson(t, s, ws, "xia")
+	y := seedPerson(t, s, ws, "yann")
+	w, err := s.WorkspaceBySlug(ctx, "privacy-suppress")
+	testenv.Must(t, err, "workspace")
+	job, err := s.CreateDeletionJob(ctx, store.Change{Actor: store.Actor{Type: "cli", Label: "test"}},
+		w, store.NewDeletion{Kind: store.DeletionProfile, ProfileID: x.merged})
+	testenv.Must(t, err, "create job")
+	sorted := func(ids []identity.Identity) []identity.Identity {
+		out := slices.Clone(ids)
+		slices.SortFunc(out, func(a, b identity.Identity) int {
+			return strings.Compare(string(a.Kind)+"\x00"+a.Value, string(b.Kind)+"\x00"+b.Value)
+		})
+		return out
+	}
+	for round := range 2 {
+		ids, err := s.SuppressPerson(ctx, job)
+		testenv.Must(t, err, "suppress, round %d", round)
+		if !slices.Equal(sorted(ids), sorted(x.identifiers)) {
+			t.Fatalf("round %d: SuppressPerson returned %v, want the person's identifiers %v", round, ids, x.identifiers)
+		}
+	}
+	for _, id := range x.identifiers {
+		if ok, err := s.Suppressed(ctx, ws, string(id.Kind), id.Value); err != nil || !ok {
+			t.Errorf("%s of the person suppressed = %v, %v; want true", id.Kind, ok, err)
+		}
+	}
+	if ok, _ := s.Suppressed(ctx, ws, "user_id", y.userID); ok {
+		t.Errorf("another person's user id is suppressed")
+	}
+	if _, err := s.WorkspaceProfile(ctx, w, x.profile); err != nil {
+		t.Errorf("SuppressPerson deleted the profile: %v", err)
+	}
+
+	d, err := s.RunDeletion(ctx, job)
+	testenv.Must(t, err, "run deletion")
+	if d.Counts["profiles"] != 2 {
+		t.Errorf("deletion after SuppressPerson deleted %d profiles, want 2", d.Counts["profiles"])
+	}
+	ids, err := s.SuppressPerson(ctx, job)
+	if err != nil || ids != nil {
+		t.Errorf("SuppressPerson after the deletion = %v, %v; want nothing", ids, err)
+	}
+	ids, err = s.SuppressPerson(ctx, store.DeletionJob{ID: job.ID, WorkspaceID: ws, Kind: store.DeletionRange})
+	if err != nil || ids != nil {
+		t.Errorf("SuppressPerson of a range job = %v, %v; want nothing", ids, err)
+	}
+}

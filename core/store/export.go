@@ -37,6 +37,19 @@ type ProfileExport struct {
 	// more.
 	Events    []StoredEvent
 	Truncated bool
+	// ConsentDecisions are the decisions recorded on the person's
+	// identifiers (through the API, or consent updates that superseded
+	// one), with the identifier each is on.
+	ConsentDecisions []ExportedDecision
+}
+
+// ExportedDecision is a consent decision on one of the person's
+// identifiers.
+type ExportedDecision struct {
+	Kind, Value, Purpose string
+	Granted              bool
+	At                   time.Time
+	Source               string
 }
 
 // ProfileMerge is one merge of the person's profiles.
@@ -98,6 +111,9 @@ func (s *Store) ExportProfile(ctx context.Context, w Workspace, profileID string
 func exportRows(ctx context.Context, tx pgx.Tx, ws string, p *person, x *ProfileExport) error {
 	anons, users := p.values(identity.AnonymousID), p.values(identity.UserID)
 	var err error
+	if x.ConsentDecisions, err = exportDecisions(ctx, tx, ws, p); err != nil {
+		return err
+	}
 	rows, err := tx.Query(ctx, `SELECT survivor::text, absorbed::text, at, message_id, via_kind, via_value
 		FROM profile_merges WHERE workspace_id = $1 AND (survivor = ANY($2::uuid[]) OR absorbed = ANY($2::uuid[]))
 		ORDER BY id`, ws, p.profiles)
@@ -203,4 +219,32 @@ func exportRows(ctx context.Context, tx pgx.Tx, ws string, p *person, x *Profile
 		x.Events, x.Truncated = x.Events[:MaxExportEvents], true
 	}
 	return nil
+}
+
+// exportDecisions reads the consent decisions on the person's anonymous
+// and user ids (kept by hash: the person's identifiers name them back).
+func exportDecisions(ctx context.Context, tx pgx.Tx, ws string, p *person) ([]ExportedDecision, error) {
+	byHash := map[string]identity.Identity{}
+	var hashes [][]byte
+	for _, id := range p.ids {
+		if id.Kind != identity.AnonymousID && id.Kind != identity.UserID {
+			continue
+		}
+		h := SuppressionHash(ws, string(id.Kind), id.Value)
+		byHash[string(h)] = id
+		hashes = append(hashes, h)
+	}
+	rows, err := tx.Query(ctx, `SELECT identifier_hash, purpose, granted, decided_at, source FROM consent_decisions
+		WHERE workspace_id = $1 AND identifier_hash = ANY($2) ORDER BY decided_at, purpose`, ws, hashes)
+	if err != nil {
+		return nil, fmt.Errorf("consent decisions: %w", err)
+	}
+	return collect(rows, func(r pgx.Row) (ExportedDecision, error) {
+		var h []byte
+		var d ExportedDecision
+		err := r.Scan(&h, &d.Purpose, &d.Granted, &d.At, &d.Source)
+		id := byHash[string(h)]
+		d.Kind, d.Value = string(id.Kind), id.Value
+		return d, err
+	}, "consent decisions")
 }
