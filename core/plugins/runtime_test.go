@@ -893,3 +893,43 @@ func TestAppSeesOnlyConsentedSessions(t *testing.T) {
 		t.Errorf("the action does not carry its visitor's consent: %s", actions[0])
 	}
 }
+
+// An app receives only the events whose consent grants what the
+// workspace asks of it (here marketing): the analytics-only sign-up is
+// stored but not shown to it, so it asks for one welcome, not two; the
+// welcome carries the visitor's consent and is delivered.
+func TestAppReceivesOnlyConsentedEvents(t *testing.T) {
+	w := newWebhookServer(t, func(int64) int { return http.StatusOK })
+	app := Installation{ID: "00000000-0000-4000-8000-0000000000ef", WorkspaceID: wsA, PluginID: "app.greeter", Enabled: true, UpdatedAt: time.Unix(1, 0)}
+	policy := consent.DefaultPolicy()
+	policy.Plugins = map[string][]string{"app.greeter": {"marketing"}}
+	h := newHarnessWith(t, func(o *Options) {
+		o.Policies = func(context.Context, string) (consent.Policy, error) { return policy, nil }
+	}, app, webhookIn("sink-greet", wsA, w.URL, 0))
+	ctx := context.Background()
+	testenv.Must(t, h.ingest.Enqueue(ctx, []event.Entry{
+		withConsent(entry(wsA, "marketing", "Signed Up"), `{"analytics":true,"marketing":true}`),
+		withConsent(entry(wsA, "analytics-only", "Signed Up"), `{"analytics":true}`),
+		entry(wsA, "none", "Signed Up"),
+	}), "enqueue")
+	testenv.Eventually(t, defaultTestTimeout, "two sign-ups and one welcome delivered", func() bool {
+		ids, _ := w.ids()
+		return len(ids) == 3
+	})
+	time.Sleep(500 * time.Millisecond)
+	var welcomes []string
+	for _, e := range h.storedNow() {
+		if strings.Contains(string(e.Payload), `"event":"welcome"`) {
+			welcomes = append(welcomes, string(e.Payload))
+		}
+	}
+	if len(welcomes) != 1 || !strings.Contains(welcomes[0], `"anonymousId":"anon-marketing"`) {
+		t.Fatalf("welcomes: %v, want one, for the visitor who granted marketing", welcomes)
+	}
+	if !strings.Contains(welcomes[0], `"marketing":true`) {
+		t.Errorf("the welcome does not carry its visitor's consent: %s", welcomes[0])
+	}
+	if ids, _ := w.ids(); len(ids) != 3 {
+		t.Errorf("webhook received %v, want the two consented sign-ups and the welcome", ids)
+	}
+}
