@@ -14,7 +14,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO       ?= go
 SERVICES := scripts/services.sh
 ENV      := . ./.eddy/env
-NODE_DIR := test/segment-node
+NODE_DIRS := test/segment-node test/cube-client
 BIN      := bin/eddy
 
 .PHONY: help build plugins run test bench clean services-down proto
@@ -48,13 +48,16 @@ run: plugins ## start PostgreSQL + Redis if needed, migrate, create the first ad
 
 test: plugins ## build the plugins, then gofmt check, go vet, and all Go tests (race detector on) against real services
 	$(SERVICES) up
-	@# Node deps for the SDK compatibility test: (re)installed when package-lock.json is
-	@# newer than the last install (always so on a fresh clone).
-	@if [ $(NODE_DIR)/package-lock.json -nt $(NODE_DIR)/node_modules/.eddy-installed ]; then \
-		echo "npm ci --prefix $(NODE_DIR)"; \
-		npm ci --prefix $(NODE_DIR) --no-audit --no-fund; \
-		touch $(NODE_DIR)/node_modules/.eddy-installed; \
-	fi
+	@# Node deps for the client compatibility tests (Segment's SDK, Cube's client):
+	@# (re)installed when package-lock.json is newer than the last install (always so
+	@# on a fresh clone).
+	@for d in $(NODE_DIRS); do \
+		if [ $$d/package-lock.json -nt $$d/node_modules/.eddy-installed ]; then \
+			echo "npm ci --prefix $$d"; \
+			npm ci --prefix $$d --no-audit --no-fund || exit 1; \
+			touch $$d/node_modules/.eddy-installed; \
+		fi; \
+	done
 	@echo "gofmt -l"; \
 	unformatted=$$(find . \( -name .git -o -name .eddy -o -name node_modules -o -name bin \) -prune -o \
 		-name '*.go' ! -name '*.pb.go' -type f -print | xargs -r gofmt -l); \

@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eddy-cdp/eddy/core/apierror"
+	"github.com/eddy-cdp/eddy/core/cube"
 	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/plugin"
 	"github.com/eddy-cdp/eddy/core/pluginstatus"
@@ -80,6 +81,9 @@ type Options struct {
 	// person's events in flight (privacy.go). Nil (API-only tests): the
 	// job does not wait.
 	Ingest, Events *queue.Queue
+	// Cubes is the semantic layer's model every workspace starts from
+	// (its own cube files add to it); cube.Shipped() by default.
+	Cubes *cube.Model
 }
 
 // API serves /api/v1.
@@ -99,6 +103,8 @@ type API struct {
 	closeOnce sync.Once
 	// deletions runs deletion jobs (privacy.go).
 	deletions *deletionRunner
+	// cubes caches each workspace's semantic-layer model (cube.go).
+	cubes cubeModels
 }
 
 // New returns the API; Register mounts it.
@@ -157,8 +163,11 @@ const Base = "/api/v1"
 // maxBodyBytes caps every request body.
 const maxBodyBytes = 64 << 10
 
-// Register mounts the API's routes on r.
+// Register mounts the API's routes on r: the management API under Base,
+// and the Cube REST API of the semantic layer under CubeBase (cube.go).
 func (a *API) Register(r gin.IRouter) {
+	a.registerCube(r)
+
 	g := r.Group(Base, a.requestID, a.logRequests)
 	g.GET("/openapi.json", a.openAPI)
 	g.POST("/auth/login", a.login)
@@ -215,6 +224,8 @@ func (a *API) Register(r gin.IRouter) {
 	authed.GET("/workspaces/:ws/plugins/:plugin_id", a.getInstallation)
 	authed.PATCH("/workspaces/:ws/plugins/:plugin_id", a.updateInstallation)
 	authed.DELETE("/workspaces/:ws/plugins/:plugin_id", a.uninstallPlugin)
+	authed.GET("/workspaces/:ws/cubes", a.getCubes)
+	authed.PUT("/workspaces/:ws/cubes", a.putCubes)
 }
 
 // NoRoute answers a request under Base that matches no route; the server

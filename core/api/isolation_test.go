@@ -30,6 +30,13 @@ import (
 	"github.com/eddy-cdp/eddy/internal/testenv"
 )
 
+// isoCubeFiles is a PUT /cubes body with one cube over sessions.
+func isoCubeFiles(name string) map[string]any {
+	return map[string]any{"files": map[string]string{"own.yml": "cubes:\n  - name: " + name +
+		"\n    sql_table: sessions\n    measures:\n      - name: count\n        type: count\n" +
+		"    dimensions:\n      - name: id\n        sql: \"{CUBE}.id\"\n        type: string\n        primary_key: true\n"}}
+}
+
 // isoRegisteredRoutes returns "METHOD /path" (gin form, relative to
 // api.Base) of every route the API registers.
 func isoRegisteredRoutes(t *testing.T) []string {
@@ -39,6 +46,11 @@ func isoRegisteredRoutes(t *testing.T) []string {
 	api.New(api.Options{}).Register(r)
 	var out []string
 	for _, ri := range r.Routes() {
+		if strings.HasPrefix(ri.Path, api.CubeBase+"/") {
+			// The Cube REST API knows no workspace in its paths: the key
+			// decides it (TestCubeAPIKeyDecidesTheWorkspace).
+			continue
+		}
 		path, ok := strings.CutPrefix(ri.Path, api.Base)
 		if !ok {
 			t.Fatalf("route %s %s is not under %s", ri.Method, ri.Path, api.Base)
@@ -467,6 +479,22 @@ func isoRoutes() map[string]isoRoute {
 		"PATCH /workspaces/:ws/plugins/:plugin_id": {access: roles(isoEditors, auth.ScopeWrite), ok: 200,
 			body: func(w *isoWorld) any {
 				return map[string]any{"enabled": true, "config": map[string]any{"tag": "alpha"}}
+			}},
+		"GET /workspaces/:ws/cubes": {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
+		// Replacing the set: each allowed call leaves A's own cube, whose
+		// measure the check finds in A's model (B's never changes).
+		"PUT /workspaces/:ws/cubes": {access: roles(isoEditors, auth.ScopeWrite), ok: 200,
+			body: func(w *isoWorld) any { return isoCubeFiles("alpha_cube") },
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				name := w.fresh("cube")
+				name = strings.ReplaceAll(name, "-", "_")
+				return isoCall{body: isoCubeFiles(name), check: func(t *testing.T, allowed bool, r response) {
+					var got struct{ Files map[string]string }
+					w.a.callers[isoOwner].c.must(http.StatusOK, "GET", "/workspaces/"+w.a.ws+"/cubes", nil, &got)
+					if has := strings.Contains(got.Files["own.yml"], name); has != allowed {
+						t.Errorf("A's cube files hold the new cube = %v, want %v: %v", has, allowed, got.Files)
+					}
+				}}
 			}},
 		"DELETE /workspaces/:ws/plugins/:plugin_id": {access: roles(isoEditors, auth.ScopeWrite), ok: 204,
 			own: func(w *isoWorld, c *isoCaller) isoCall {

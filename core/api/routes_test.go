@@ -26,6 +26,9 @@ func TestRoutesMatchTheDocument(t *testing.T) {
 
 	registered := map[string]bool{}
 	for _, rt := range r.Routes() {
+		if strings.HasPrefix(rt.Path, api.CubeBase+"/") {
+			continue // the Cube REST API follows Cube's contract (cube_test.go)
+		}
 		path, ok := strings.CutPrefix(rt.Path, apitest.BasePath)
 		if !ok {
 			t.Errorf("route %s %s is outside %s", rt.Method, rt.Path, apitest.BasePath)

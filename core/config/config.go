@@ -40,6 +40,10 @@ type Config struct {
 	// Plugins are the plugins installed: each a folder holding its
 	// manifest (plugin.yaml), relative to this file.
 	Plugins []PluginRef `yaml:"plugins"`
+	// Cubes is the folder of the semantic layer's models (Cube-style YAML
+	// files), relative to this file; empty: the models shipped in the
+	// binary. Invalid models stop Eddy at start, naming file and line.
+	Cubes string `yaml:"cubes"`
 	// Manifests are the installed plugins' manifests, by plugin id.
 	Manifests map[string]*plugin.Manifest `yaml:"-"`
 

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,6 +32,7 @@ import (
 	"github.com/eddy-cdp/eddy/core/collector"
 	"github.com/eddy-cdp/eddy/core/config"
 	"github.com/eddy-cdp/eddy/core/consent"
+	"github.com/eddy-cdp/eddy/core/cube"
 	"github.com/eddy-cdp/eddy/core/engine"
 	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/pipeline"
@@ -79,6 +81,7 @@ type Server struct {
 	rdb    *redis.Client
 	store  *store.Store
 	queue  *queue.Queue // processed events: storage, sessions and sinks read it
+	cubes  *cube.Model  // the semantic layer's models
 	ingest *queue.Queue // accepted events, before the processors
 	// plugins runs the installed plugins (worker role), once Run started.
 	pluginRT atomic.Pointer[plugins.Runtime]
@@ -128,6 +131,10 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("apply plugin installations from %s: %w", cfg.Path, err)
+	}
+	if s.cubes, err = loadCubes(ctx, cfg, s.store); err != nil {
+		s.Close()
+		return nil, err
 	}
 	s.queue, err = queue.New(s.rdb, queue.Options{Prefix: cfg.Queue.Prefix, Shards: cfg.Queue.Shards, Registerer: s.reg})
 	if err != nil {
@@ -275,6 +282,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 			// in both queues, whichever process runs the workers.
 			Ingest: s.ingest,
 			Events: s.queue,
+			Cubes:  s.cubes,
 		})
 		s.api.Register(r)
 		r.NoRoute(func(c *gin.Context) {
@@ -531,4 +539,26 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
+// loadCubes reads the semantic layer's models (the configuration's cubes
+// folder, else the shipped ones) and makes sure their rollups exist and
+// are kept up to date (cube.EnsureRollups: a new rollup is created and
+// filled once, the first process to start doing it).
+func loadCubes(ctx context.Context, cfg *config.Config, st *store.Store) (*cube.Model, error) {
+	model := cube.Shipped()
+	if cfg.Cubes != "" {
+		dir := cfg.Cubes
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(filepath.Dir(cfg.Path), dir)
+		}
+		var err error
+		if model, err = cube.Load(os.DirFS(dir), "."); err != nil {
+			return nil, fmt.Errorf("%s: cubes %s:\n%w", cfg.Path, dir, err)
+		}
+	}
+	if err := model.EnsureRollups(ctx, st.Pool()); err != nil {
+		return nil, fmt.Errorf("semantic layer rollups: %w", err)
+	}
+	return model, nil
 }
