@@ -40,6 +40,10 @@ type options struct {
 	liveRate     float64
 	liveLowRate  float64
 	senders      int
+	// analyticsEvents is how many events the analytics phase loads;
+	// onlyAnalytics runs that phase alone and writes no report.
+	analyticsEvents int64
+	onlyAnalytics   bool
 }
 
 const (
@@ -86,6 +90,11 @@ func run(o options) error {
 		return fmt.Errorf("eddy binary: %w (run make build)", err)
 	}
 	ctx := context.Background()
+	if o.onlyAnalytics {
+		logf("phase 6 alone: analytics over %d events (Cube API, rollups)", o.analyticsEvents)
+		_, err := analyticsBenchmarks(ctx, o.binary, dbBase, redisURL, o.analyticsEvents)
+		return err
+	}
 	dbURL, err := withDatabase(dbBase, benchDB)
 	if err != nil {
 		return err
@@ -189,7 +198,15 @@ func run(o options) error {
 	pr := pluginBenchmarks(redisURL)
 	logf("  sink: %.0f events/s written to one plugin process, %.0f events/s delivered end to end", max(pr.write1, pr.write2), pr.deliver)
 
-	report := render(o, cr, er, lr, pr, machine(ctx, dbURL, rdb))
+	var ar analyticsResult
+	if o.analyticsEvents > 0 {
+		logf("phase 6: analytics over %d events (Cube API, rollups)", o.analyticsEvents)
+		if ar, err = analyticsBenchmarks(ctx, o.binary, dbBase, redisURL, o.analyticsEvents); err != nil {
+			return err
+		}
+	}
+
+	report := render(o, cr, er, lr, pr, ar, machine(ctx, dbURL, rdb))
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
 	}

@@ -36,6 +36,8 @@ func main() {
 	flag.Float64Var(&o.liveRate, "live-rate", 10000, "offered events/s in the collect→live latency run")
 	flag.Float64Var(&o.liveLowRate, "live-low-rate", 2500, "offered events/s in a second collect→live run, below the machine's capacity (0: none)")
 	flag.IntVar(&o.senders, "senders", 16, "parallel HTTP senders")
+	flag.Int64Var(&o.analyticsEvents, "analytics-events", 10_000_000, "events loaded for the analytics phase (0: skip it)")
+	flag.BoolVar(&o.onlyAnalytics, "only-analytics", false, "run the analytics phase alone, writing no report")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "eddy-bench:", err)

@@ -11,7 +11,7 @@ import (
 // which a rerun keeps.
 const notesMarker = "<!-- analysis: written by people, kept across runs -->"
 
-func render(o options, cr collectorResult, er e2eResult, lr liveResult, pr pluginResult, m machineInfo) string {
+func render(o options, cr collectorResult, er e2eResult, lr liveResult, pr pluginResult, ar analyticsResult, m machineInfo) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	collectorRate := float64(cr.events) / cr.elapsed.Seconds()
@@ -48,6 +48,10 @@ func render(o options, cr collectorResult, er e2eResult, lr liveResult, pr plugi
 		w("| session state updates per second, one core | **%.0f** | |\n", 1e9/lr.updateNs)
 	}
 	renderPluginResults(w, pr, pass)
+	if p95, equal := ar.worst(); len(ar.queries) > 0 {
+		w("| analytics: slowest p95 of %d dashboard queries over %d events (Cube API, rollups), all equal to the raw tables: %v | **%s** | ≤ 50 ms and equal: %s |\n",
+			len(ar.queries), ar.events, equal, p95.Round(100*time.Microsecond), pass(p95 <= 50*time.Millisecond && equal && ar.events >= 10_000_000))
+	}
 	w("\n")
 
 	w("## 1. Collector throughput\n\n")
@@ -102,6 +106,9 @@ func render(o options, cr collectorResult, er e2eResult, lr liveResult, pr plugi
 	w("Every role, end to end (phase 2):\n\n```\n%s\n```\n\n", strings.TrimSpace(er.profileTop))
 
 	renderPlugins(w, pr)
+	if len(ar.queries) > 0 {
+		renderAnalytics(w, ar)
+	}
 
 	w("%s\n", notesMarker)
 	if old, err := os.ReadFile(o.out); err == nil {
