@@ -17,12 +17,19 @@ import (
 
 // Rollups: a pre-aggregation of a sql_table cube is a table of its own,
 // kept up to date incrementally by statement-level triggers on the cube's
-// table. Each INSERT, UPDATE or DELETE on the table adds its rows'
-// contributions to the rollup (and subtracts the old rows' on UPDATE and
-// DELETE) in the same transaction, aggregated per statement, so a rollup
-// is exactly as current as the table, survives crashes with it, and is
-// never rebuilt: only created (and filled once from the table) when its
+// table. Each INSERT, UPDATE or DELETE on the table appends its rows'
+// contributions to the rollup (the old rows' subtracted on UPDATE and
+// DELETE), aggregated per statement, in the same transaction: a rollup is
+// exactly as current as the table, survives crashes with it, and is never
+// rebuilt, only created (and filled once from the table) when its
 // definition first appears.
+//
+// The triggers append delta rows rather than update a row per group:
+// every writer of the same hour would otherwise wait for the others'
+// commits on that row (measured: end-to-end storage fell from 11k to 3k
+// events/s). A compactor (CompactRollups, run by the workers) folds the
+// deltas into one compacted row per group now and then; queries sum both,
+// so compaction changes no answer.
 //
 // A rollup keeps, per workspace, time bucket and its dimensions' values:
 // the sum of each of its measures (count: rows; sum: the expression; a
@@ -150,7 +157,7 @@ func compileRollup(c *Cube, p *PreAggregation) (*rollup, error) {
 		return nil, bad
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "v1\x00%s\x00%s\x00%s", r.source, r.timeSQL, p.Granularity)
+	fmt.Fprintf(h, "v2\x00%s\x00%s\x00%s", r.source, r.timeSQL, p.Granularity)
 	for _, d := range r.dims {
 		fmt.Fprintf(h, "\x00d\x00%s\x00%s", d.sql, d.typ)
 	}
@@ -186,29 +193,49 @@ func (r *rollup) bucketSQL() string {
 	return fmt.Sprintf("date_trunc('%s', (%s) AT TIME ZONE 'UTC')", r.pre.Granularity, r.timeSQL)
 }
 
-// createSQL creates the rollup table.
-func (r *rollup) createSQL() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE TABLE %s (\n  workspace_id uuid NOT NULL,\n  bucket timestamp NOT NULL", r.table)
+// keys are the rollup's grouping columns.
+func (r *rollup) keys() []string {
 	keys := []string{"workspace_id", "bucket"}
 	for _, d := range r.dims {
-		fmt.Fprintf(&b, ",\n  %s %s", d.column, d.typ)
 		keys = append(keys, d.column)
+	}
+	return keys
+}
+
+// values are the rollup's summed columns.
+func (r *rollup) values() []string {
+	var out []string
+	for _, m := range r.measures {
+		out = append(out, m.column)
+	}
+	return append(out, "__rows")
+}
+
+// createSQL creates the rollup table and its indexes.
+func (r *rollup) createSQL() []string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE %s (\n  workspace_id uuid NOT NULL,\n  bucket timestamp NOT NULL", r.table)
+	for _, d := range r.dims {
+		fmt.Fprintf(&b, ",\n  %s %s", d.column, d.typ)
 	}
 	for _, m := range r.measures {
 		fmt.Fprintf(&b, ",\n  %s numeric NOT NULL DEFAULT 0", m.column)
 	}
-	fmt.Fprintf(&b, ",\n  __rows bigint NOT NULL DEFAULT 0,\n  UNIQUE NULLS NOT DISTINCT (%s)\n)", strings.Join(keys, ", "))
-	return b.String()
+	b.WriteString(",\n  __rows bigint NOT NULL DEFAULT 0,\n  delta boolean NOT NULL DEFAULT true\n)")
+	return []string{
+		b.String(),
+		// One compacted row per group; deltas are any number of rows.
+		fmt.Sprintf("CREATE UNIQUE INDEX %s_key ON %s (%s) NULLS NOT DISTINCT WHERE NOT delta", r.table, r.table, strings.Join(r.keys(), ", ")),
+		fmt.Sprintf("CREATE INDEX %s_bucket ON %s (workspace_id, bucket)", r.table, r.table),
+	}
 }
 
-// deltaSQL adds the contributions of the rows of the transition tables
-// given (name and sign) to the rollup.
+// deltaSQL appends the contributions of the rows of the transition tables
+// given (name and sign) to the rollup, as delta rows (one per group of the
+// statement): appends never wait on one another, where updating shared
+// rows would serialise every writer of the same hour.
 func (r *rollup) deltaSQL(tables ...[2]string) string {
-	cols := []string{"workspace_id", "bucket"}
-	for _, d := range r.dims {
-		cols = append(cols, d.column)
-	}
+	keys := r.keys()
 	var parts []string
 	for _, t := range tables {
 		sel := []string{alias + ".workspace_id", r.bucketSQL()}
@@ -222,29 +249,45 @@ func (r *rollup) deltaSQL(tables ...[2]string) string {
 		parts = append(parts, fmt.Sprintf("SELECT %s FROM %s AS %s WHERE (%s) IS NOT NULL",
 			strings.Join(sel, ", "), t[0], alias, r.timeSQL))
 	}
-	groupCols := make([]string, len(cols))
-	for i := range cols {
+	groupCols := make([]string, len(keys))
+	for i := range keys {
 		groupCols[i] = fmt.Sprint(i + 1)
 	}
-	agg := slices.Clone(cols)
-	set := []string{}
-	for _, m := range r.measures {
-		agg = append(agg, "sum("+m.column+")")
-		set = append(set, fmt.Sprintf("%s = r.%s + EXCLUDED.%s", m.column, m.column, m.column))
+	agg := slices.Clone(keys)
+	for _, v := range r.values() {
+		agg = append(agg, "sum("+v+")")
 	}
-	agg = append(agg, "sum(__rows)")
-	set = append(set, "__rows = r.__rows + EXCLUDED.__rows")
-	all := slices.Clone(cols)
-	for _, m := range r.measures {
-		all = append(all, m.column)
-	}
-	all = append(all, "__rows")
-	return fmt.Sprintf(`INSERT INTO %s AS r (%s)
-SELECT %s FROM (%s) AS d (%s) GROUP BY %s
-ON CONFLICT (%s) DO UPDATE SET %s`,
+	all := append(slices.Clone(keys), r.values()...)
+	return fmt.Sprintf(`INSERT INTO %s (%s)
+SELECT %s FROM (%s) AS d (%s) GROUP BY %s`,
 		r.table, strings.Join(all, ", "),
-		strings.Join(agg, ", "), strings.Join(parts, " UNION ALL "), strings.Join(all, ", "), strings.Join(groupCols, ", "),
-		strings.Join(cols, ", "), strings.Join(set, ", "))
+		strings.Join(agg, ", "), strings.Join(parts, " UNION ALL "), strings.Join(all, ", "), strings.Join(groupCols, ", "))
+}
+
+// compactSQL folds the delta rows into the compacted rows (one per group),
+// and drops the groups whose rows are all gone.
+func (r *rollup) compactSQL() []string {
+	keys, vals := r.keys(), r.values()
+	agg := slices.Clone(keys)
+	set := make([]string, len(vals))
+	zero := make([]string, len(vals))
+	for i, v := range vals {
+		agg = append(agg, "sum("+v+")")
+		set[i] = fmt.Sprintf("%s = r.%s + EXCLUDED.%s", v, v, v)
+		zero[i] = v + " = 0"
+	}
+	all := append(slices.Clone(keys), vals...)
+	return []string{
+		fmt.Sprintf(`WITH d AS (DELETE FROM %s WHERE delta RETURNING %s)
+INSERT INTO %s AS r (%s, delta)
+SELECT %s, false FROM d GROUP BY %s
+ON CONFLICT (%s) WHERE NOT delta DO UPDATE SET %s`,
+			r.table, strings.Join(all, ", "),
+			r.table, strings.Join(all, ", "),
+			strings.Join(agg, ", "), strings.Join(keys, ", "),
+			strings.Join(keys, ", "), strings.Join(set, ", ")),
+		fmt.Sprintf("DELETE FROM %s WHERE NOT delta AND %s", r.table, strings.Join(zero, " AND ")),
+	}
 }
 
 // triggerSQL returns the statements that create the rollup's trigger
@@ -314,9 +357,9 @@ func (m *Model) ensureRollups(ctx context.Context, pool *pgxpool.Pool, rs []*rol
 				// Writers wait while the rollup is created and filled, so
 				// that no row is counted twice or missed.
 				fmt.Sprintf("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", r.source),
-				r.createSQL(),
-				fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", r.table),
 			}
+			stmts = append(stmts, r.createSQL()...)
+			stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", r.table))
 			if analytics {
 				stmts = append(stmts,
 					fmt.Sprintf("GRANT SELECT ON %s TO eddy_analytics", r.table),
@@ -324,6 +367,7 @@ func (m *Model) ensureRollups(ctx context.Context, pool *pgxpool.Pool, rs []*rol
 			}
 			stmts = append(stmts, r.triggerSQL()...)
 			stmts = append(stmts, r.backfillSQL())
+			stmts = append(stmts, r.compactSQL()...)
 			for _, s := range stmts {
 				if _, err := tx.Exec(ctx, s); err != nil {
 					return fmt.Errorf("rollup %s.%s: %w\n%s", r.cube.Name, r.pre.Name, err, s)
@@ -580,4 +624,44 @@ func (r *rollup) virtualModel() *Model {
 	}
 	c.Measures = append(c.Measures, &Measure{Name: rowsMeasure, Type: Sum, SQL: "{CUBE}.__rows"})
 	return &Model{Cubes: []*Cube{c}, byName: map[string]*Cube{c.Name: c}}
+}
+
+// CompactEvery is how often a worker runs CompactRollups.
+const CompactEvery = 10 * time.Second
+
+// CompactRollups folds each rollup's delta rows into its compacted rows,
+// one rollup at a time, each in a transaction of its own; a rollup another
+// process is compacting is skipped. Queries sum deltas and compacted rows
+// alike, so compaction changes no answer: it keeps the rollups small.
+func (m *Model) CompactRollups(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	rs, err := m.rollupsOf()
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, r := range rs {
+		if _, ok := ready.Load(r.table); !ok {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			var mine bool
+			if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext($1))`, r.table).Scan(&mine); err != nil || !mine {
+				return err
+			}
+			for i, stmt := range r.compactSQL() {
+				tag, err := tx.Exec(ctx, stmt)
+				if err != nil {
+					return err
+				}
+				if i == 0 {
+					total += tag.RowsAffected()
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("compact rollup %s.%s: %w", r.cube.Name, r.pre.Name, err)
+		}
+	}
+	return total, nil
 }

@@ -150,6 +150,9 @@ func TestRollupsAnswerLikeTheTables(t *testing.T) {
 	_, err = pool.Exec(ctx, `DELETE FROM sessions WHERE id::text LIKE '%3'`)
 	testenv.Must(t, err, "delete sessions")
 	compare("after changes")
+	_, err = m.CompactRollups(ctx, pool)
+	testenv.Must(t, err, "compact")
+	compare("after compaction")
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -74,15 +74,17 @@ func ParseRoles(s string) ([]string, error) {
 
 // Server is a running Eddy process.
 type Server struct {
-	cfg    *config.Config
-	roles  []string
-	log    *slog.Logger
-	reg    *prometheus.Registry
-	rdb    *redis.Client
-	store  *store.Store
-	queue  *queue.Queue // processed events: storage, sessions and sinks read it
-	cubes  *cube.Model  // the semantic layer's models
-	ingest *queue.Queue // accepted events, before the processors
+	cfg   *config.Config
+	roles []string
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	rdb   *redis.Client
+	store *store.Store
+	queue *queue.Queue // processed events: storage, sessions and sinks read it
+	cubes *cube.Model  // the semantic layer's models
+
+	rollupCompacted prometheus.Counter
+	ingest          *queue.Queue // accepted events, before the processors
 	// plugins runs the installed plugins (worker role), once Run started.
 	pluginRT atomic.Pointer[plugins.Runtime]
 	keys     *collector.KeyCache
@@ -98,6 +100,9 @@ type Server struct {
 func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, roles: roles, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{})}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.rollupCompacted = prometheus.NewCounter(prometheus.CounterOpts{Name: "eddy_cube_rollup_deltas_compacted_total",
+		Help: "Delta rows of the semantic layer's rollups folded into their compacted rows."})
+	s.reg.MustRegister(s.rollupCompacted)
 
 	// go-redis logs connection retries on its own; in Eddy they are debug
 	// detail, since the queue's callers already log the failures they see.
@@ -461,6 +466,8 @@ func (s *Server) Run(ctx context.Context) error {
 				errc <- fmt.Errorf("session engine: %w", err)
 			}
 		}()
+		wg.Add(1)
+		go func() { defer wg.Done(); s.compactRollups(bg) }()
 	}
 	if s.keys != nil {
 		// Subscribed before Ready, so that no announcement made once the
@@ -561,4 +568,27 @@ func loadCubes(ctx context.Context, cfg *config.Config, st *store.Store) (*cube.
 		return nil, fmt.Errorf("semantic layer rollups: %w", err)
 	}
 	return model, nil
+}
+
+// compactRollups folds the rollups' delta rows into their compacted rows
+// every cube.CompactEvery, until ctx ends.
+func (s *Server) compactRollups(ctx context.Context) {
+	log := s.log.With("role", RoleWorker)
+	t := time.NewTicker(cube.CompactEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		n, err := s.cubes.CompactRollups(ctx, s.store.Pool())
+		if err != nil && ctx.Err() == nil {
+			log.Warn("rollup compaction failed; retried later", "err", err)
+			continue
+		}
+		s.rollupCompacted.Add(float64(n))
+		log.Debug("rollups compacted", "deltas", n, "took", time.Since(start))
+	}
 }
