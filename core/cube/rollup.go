@@ -630,8 +630,8 @@ func (r *rollup) virtualModel() *Model {
 const CompactEvery = 10 * time.Second
 
 // CompactRollups folds each rollup's delta rows into its compacted rows,
-// one rollup at a time, each in a transaction of its own; a rollup another
-// process is compacting is skipped. Queries sum deltas and compacted rows
+// one rollup at a time, each in a transaction of its own, and returns the
+// groups it wrote; a rollup another process is compacting is skipped. Queries sum deltas and compacted rows
 // alike, so compaction changes no answer: it keeps the rollups small.
 func (m *Model) CompactRollups(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 	rs, err := m.rollupsOf()

@@ -100,8 +100,8 @@ type Server struct {
 func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, roles: roles, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{})}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.rollupCompacted = prometheus.NewCounter(prometheus.CounterOpts{Name: "eddy_cube_rollup_deltas_compacted_total",
-		Help: "Delta rows of the semantic layer's rollups folded into their compacted rows."})
+	s.rollupCompacted = prometheus.NewCounter(prometheus.CounterOpts{Name: "eddy_cube_rollup_groups_compacted_total",
+		Help: "Groups of the semantic layer's rollups whose delta rows were folded into their compacted row."})
 	s.reg.MustRegister(s.rollupCompacted)
 
 	// go-redis logs connection retries on its own; in Eddy they are debug
@@ -589,6 +589,6 @@ func (s *Server) compactRollups(ctx context.Context) {
 			continue
 		}
 		s.rollupCompacted.Add(float64(n))
-		log.Debug("rollups compacted", "deltas", n, "took", time.Since(start))
+		log.Debug("rollups compacted", "groups", n, "took", time.Since(start))
 	}
 }
