@@ -12,6 +12,7 @@ import (
 
 	"github.com/eddy-cdp/eddy/core/api"
 	"github.com/eddy-cdp/eddy/core/cube"
+	"github.com/eddy-cdp/eddy/cubes"
 	"github.com/eddy-cdp/eddy/internal/testenv"
 )
 
@@ -91,7 +92,11 @@ func TestCubeAPIAuthentication(t *testing.T) {
 // /load answers in the shape @cubejs-client/core reads; /sql and /meta in
 // Cube's; bad queries are 400s with Cube's error body.
 func TestCubeAPIShapes(t *testing.T) {
-	p := newPlatform(t)
+	// A model of this platform's own: its rollups are made sure of in this
+	// test's database only.
+	model, err := cube.Load(cubes.FS(), ".")
+	testenv.Must(t, err, "load the shipped models")
+	p := newPlatform(t, func(o *api.Options) { o.Cubes = model })
 	owner := p.newAdmin("owner@shapes.test")
 	owner.org("shapes-org")
 	owner.workspace("shapes-org", "shapes-ws")
@@ -149,7 +154,7 @@ func TestCubeAPIShapes(t *testing.T) {
 		FROM generate_series(1, 5) AS i`, ws.ID)
 	testenv.Must(t, err, "sessions")
 	_, _, before := cubeCall(t, p, "GET", "/load?query="+url.QueryEscape(rollupQ), key, "", nil)
-	testenv.Must(t, cube.Shipped().EnsureRollups(context.Background(), p.store.Pool()), "ensure rollups")
+	testenv.Must(t, model.EnsureRollups(context.Background(), p.store.Pool()), "ensure rollups")
 	status, _, sql = cubeCall(t, p, "GET", "/sql?query="+url.QueryEscape(rollupQ), key, "", nil)
 	inner, _ = sql["sql"].(map[string]any)
 	if pre, _ := inner["preAggregations"].([]any); status != 200 || len(pre) != 1 || pre[0].(map[string]any)["preAggregationId"] != "sessions.hourly" {

@@ -216,7 +216,12 @@ func (m *Model) Merge(extra []*Cube) (*Model, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
-	return NewModel(append(slices.Clone(m.Cubes), extra...))
+	out, err := NewModel(append(slices.Clone(m.Cubes), extra...))
+	if err != nil {
+		return nil, err
+	}
+	out.ready = m.readySet() // the base's rollups answer for the merge too
+	return out, nil
 }
 
 var shipped = sync.OnceValue(func() *Model {

@@ -22,11 +22,17 @@
 //     matching of a query to a rollup that answers it exactly.
 package cube
 
+import "sync"
+
 // Model is a set of cubes, by name. A workspace's model is the shipped
 // cubes plus the workspace's own (Merge).
 type Model struct {
 	Cubes  []*Cube
 	byName map[string]*Cube
+	// ready holds the rollup tables EnsureRollups made sure of for this
+	// model (shared with the models Merge derives from it): only those
+	// answer queries, and only in the database they were made sure of.
+	ready *sync.Map
 }
 
 // Cube is one cube: a table (SQLTable) or a query (SQL) and its members.

@@ -47,9 +47,17 @@ import (
 // rollupPrefix starts the name of every rollup table, trigger and function.
 const rollupPrefix = "cube_rollup_"
 
-// ready holds the rollup tables EnsureRollups made sure of in this
-// process: only those answer queries.
-var ready sync.Map
+// readySet returns the model's set of rollup tables made sure of.
+func (m *Model) readySet() *sync.Map {
+	readyInit.Lock()
+	defer readyInit.Unlock()
+	if m.ready == nil {
+		m.ready = &sync.Map{}
+	}
+	return m.ready
+}
+
+var readyInit sync.Mutex
 
 // rollup is a pre-aggregation compiled for storage.
 type rollup struct {
@@ -328,7 +336,7 @@ func (m *Model) EnsureRollups(ctx context.Context, pool *pgxpool.Pool) error {
 	err = m.ensureRollups(ctx, pool, rs)
 	if err == nil {
 		for _, r := range rs {
-			ready.Store(r.table, true)
+			m.readySet().Store(r.table, true)
 		}
 	}
 	return err
@@ -450,8 +458,8 @@ func (m *Model) answer(q Query, o Options) (plan *Plan, ok bool) {
 		if err != nil {
 			continue // not answerable from (the loader reported it)
 		}
-		if _, ok := ready.Load(r.table); !ok {
-			continue // not made sure of by this process
+		if _, ok := m.readySet().Load(r.table); !ok {
+			continue // not made sure of for this model
 		}
 		if !r.covers(q, now, loc) {
 			continue
@@ -640,7 +648,7 @@ func (m *Model) CompactRollups(ctx context.Context, pool *pgxpool.Pool) (int64, 
 	}
 	var total int64
 	for _, r := range rs {
-		if _, ok := ready.Load(r.table); !ok {
+		if _, ok := m.readySet().Load(r.table); !ok {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eddy-cdp/eddy/core/store"
+	"github.com/eddy-cdp/eddy/cubes"
 	"github.com/eddy-cdp/eddy/internal/testenv"
 )
 
@@ -75,7 +76,8 @@ func TestRollupsAnswerLikeTheTables(t *testing.T) {
 	upsertSessions(t, pool, rng, wss, ids)
 	insertEvents(t, st, rng, wss, 2000, 0)
 
-	m := Shipped()
+	m, err := Load(cubes.FS(), ".") // its own: Shipped() is shared by the package's tests
+	testenv.Must(t, err, "load the shipped models")
 	testenv.Must(t, m.EnsureRollups(ctx, pool), "ensure rollups")
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	november := []string{"2026-11-01", "2026-11-30"}
@@ -136,6 +138,16 @@ func TestRollupsAnswerLikeTheTables(t *testing.T) {
 		}
 	}
 	compare("at first")
+
+	// Another model, whose rollups were not made sure of (another
+	// database's, say), answers from the tables.
+	other, err := Load(cubes.FS(), ".")
+	testenv.Must(t, err, "load")
+	p, err := other.Compile(queries[0].q, Options{WorkspaceID: wss[0], Now: now, Rollups: true})
+	testenv.Must(t, err, "compile")
+	if p.Rollup != "" {
+		t.Errorf("a model whose rollups were not made sure of answered from %s", p.Rollup)
+	}
 
 	// New rows arrive, others change or go.
 	var more []string

@@ -39,6 +39,7 @@ import (
 	"github.com/eddy-cdp/eddy/core/plugins"
 	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/core/store"
+	"github.com/eddy-cdp/eddy/cubes"
 )
 
 // Roles a process can take.
@@ -553,16 +554,19 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 // are kept up to date (cube.EnsureRollups: a new rollup is created and
 // filled once, the first process to start doing it).
 func loadCubes(ctx context.Context, cfg *config.Config, st *store.Store) (*cube.Model, error) {
-	model := cube.Shipped()
+	// A model of this server's own: the rollups it makes sure of are those
+	// of its database.
+	fsys, dir := cubes.FS(), "the shipped models"
 	if cfg.Cubes != "" {
-		dir := cfg.Cubes
+		dir = cfg.Cubes
 		if !filepath.IsAbs(dir) {
 			dir = filepath.Join(filepath.Dir(cfg.Path), dir)
 		}
-		var err error
-		if model, err = cube.Load(os.DirFS(dir), "."); err != nil {
-			return nil, fmt.Errorf("%s: cubes %s:\n%w", cfg.Path, dir, err)
-		}
+		fsys = os.DirFS(dir)
+	}
+	model, err := cube.Load(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("%s: cubes %s:\n%w", cfg.Path, dir, err)
 	}
 	if err := model.EnsureRollups(ctx, st.Pool()); err != nil {
 		return nil, fmt.Errorf("semantic layer rollups: %w", err)
