@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/identity"
 )
 
@@ -100,7 +101,7 @@ func SuppressionHash(workspaceID, kind, value string) []byte {
 	if kind == string(identity.Email) {
 		value = strings.ToLower(strings.TrimSpace(value))
 	}
-	h := sha256.Sum256([]byte(workspaceID + ":" + kind + ":" + value))
+	h := consent.IdentifierHash(workspaceID, kind, value)
 	return h[:]
 }
 
@@ -714,37 +715,6 @@ func (s *Store) FinishDeletionJob(ctx context.Context, j DeletionJob, counts map
 	})
 	if err != nil {
 		return out, fmt.Errorf("finish deletion job %s: %w", j.ID, err)
-	}
-	return out, nil
-}
-
-// maxSuppressions bounds the suppressions of a workspace held in memory by
-// the consent gate.
-const maxSuppressions = 1_000_000
-
-// SuppressedHashes returns the hashes (SuppressionHash) of every
-// identifier of a workspace whose suppression is in force, for the consent
-// gate to check each event in memory.
-func (s *Store) SuppressedHashes(ctx context.Context, workspaceID string) (map[[32]byte]struct{}, error) {
-	if !validUUID(workspaceID) {
-		return nil, ErrNotFound
-	}
-	rows, err := s.pool.Query(ctx, `SELECT identifier_hash FROM suppressions
-		WHERE workspace_id = $1 AND lifted_at IS NULL LIMIT $2`, workspaceID, maxSuppressions)
-	if err != nil {
-		return nil, fmt.Errorf("suppressions of %s: %w", workspaceID, err)
-	}
-	out := map[[32]byte]struct{}{}
-	for rows.Next() {
-		var h []byte
-		if err := rows.Scan(&h); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("suppressions of %s: %w", workspaceID, err)
-		}
-		out[[32]byte(h)] = struct{}{}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("suppressions of %s: %w", workspaceID, err)
 	}
 	return out, nil
 }
