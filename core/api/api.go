@@ -202,6 +202,7 @@ func (a *API) Register(r gin.IRouter) {
 	authed.PATCH("/workspaces/:ws/sources/:src", a.updateSource)
 	authed.DELETE("/workspaces/:ws/sources/:src", a.revokeSource)
 	authed.POST("/workspaces/:ws/sources/:src/rotate", a.rotateSource)
+	authed.GET("/workspaces/:ws/sources/:src/debugger", a.sourceDebugger)
 	authed.GET("/workspaces/:ws/api-keys", a.listAPIKeys)
 	authed.POST("/workspaces/:ws/api-keys", a.createAPIKey)
 	authed.DELETE("/workspaces/:ws/api-keys/:key_id", a.revokeAPIKey)
@@ -224,8 +225,11 @@ func (a *API) Register(r gin.IRouter) {
 	authed.GET("/workspaces/:ws/plugins/:plugin_id", a.getInstallation)
 	authed.PATCH("/workspaces/:ws/plugins/:plugin_id", a.updateInstallation)
 	authed.DELETE("/workspaces/:ws/plugins/:plugin_id", a.uninstallPlugin)
+	authed.GET("/workspaces/:ws/plugins/:plugin_id/dead-letters", a.listDeadLetters)
+	authed.POST("/workspaces/:ws/plugins/:plugin_id/dead-letters/replay", a.replayDeadLetters)
 	authed.GET("/workspaces/:ws/cubes", a.getCubes)
 	authed.PUT("/workspaces/:ws/cubes", a.putCubes)
+	a.registerCubeSession(authed)
 }
 
 // NoRoute answers a request under Base that matches no route; the server

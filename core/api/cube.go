@@ -130,6 +130,39 @@ func (a *API) cubeAuthenticate(c *gin.Context) {
 		return
 	}
 	c.Set(ctxPrincipal, &principal{key: &k, keySpace: ws, keyLabel: k.Name + " (" + k.Prefix + "…)", keyScopes: k.Scopes})
+	c.Set(ctxCubeWorkspace, ws)
+}
+
+// ctxCubeWorkspace holds the workspace a Cube request queries: the API
+// key's (cubeAuthenticate), or the one a console session names
+// (cubeSession).
+const ctxCubeWorkspace = "eddy.cube_workspace"
+
+func cubeWorkspace(c *gin.Context) store.Workspace {
+	ws, _ := c.MustGet(ctxCubeWorkspace).(store.Workspace)
+	return ws
+}
+
+// registerCubeSession mounts the Cube API's load, sql and meta under a
+// workspace of the management API (/api/v1/workspaces/{ws}/cube/...), for
+// callers of the management API: the console, with its session cookie,
+// and API keys. The caller needs the workspace's read permission; the
+// answers and errors are the Cube API's.
+func (a *API) registerCubeSession(authed gin.IRouter) {
+	g := authed.Group("/workspaces/:ws/cube", a.cubeSession)
+	g.GET("/load", a.cubeLoad)
+	g.POST("/load", a.cubeLoad)
+	g.GET("/sql", a.cubeSQL)
+	g.POST("/sql", a.cubeSQL)
+	g.GET("/meta", a.cubeMeta)
+}
+
+func (a *API) cubeSession(c *gin.Context) {
+	ws, ok := a.workspace(c, auth.ReadWorkspace)
+	if !ok {
+		return
+	}
+	c.Set(ctxCubeWorkspace, ws)
 }
 
 // cubeRequest is what /load and /sql were asked: the query JSON and the
@@ -208,7 +241,7 @@ func (a *API) compileCube(c *gin.Context) (cubeRequest, *cube.Model, *cube.Plan,
 	if !ok {
 		return req, nil, nil, false
 	}
-	ws := caller(c).keySpace
+	ws := cubeWorkspace(c)
 	q, err := cube.ParseQuery(req.query)
 	if err != nil {
 		a.cubeFail(c, err)
@@ -235,7 +268,7 @@ func (a *API) cubeLoad(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ws := caller(c).keySpace
+	ws := cubeWorkspace(c)
 	ctx := c.Request.Context()
 	var data []map[string]any
 	var total *int64
@@ -313,7 +346,7 @@ func (a *API) cubeSQL(c *gin.Context) {
 
 // cubeMeta answers /meta: the cubes of the caller's workspace.
 func (a *API) cubeMeta(c *gin.Context) {
-	model, err := a.cubeModel(c.Request.Context(), caller(c).keySpace)
+	model, err := a.cubeModel(c.Request.Context(), cubeWorkspace(c))
 	if err != nil {
 		a.cubeFail(c, err)
 		return

@@ -496,6 +496,35 @@ func isoRoutes() map[string]isoRoute {
 					}
 				}}
 			}},
+		// The semantic layer for the console: the workspace comes from the
+		// path, so B's workspace (or a ghost) is a 404 before any query.
+		"GET /workspaces/:ws/cube/meta": {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
+		"GET /workspaces/:ws/cube/load": {access: roles(isoEveryone, auth.ScopeRead), ok: 200,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				return isoCall{query: "?query=" + url.QueryEscape(isoCubeQuery)}
+			}},
+		"POST /workspaces/:ws/cube/load": {access: roles(isoEveryone, auth.ScopeRead), ok: 200,
+			body: func(w *isoWorld) any { return map[string]any{"query": json.RawMessage(isoCubeQuery)} }},
+		"GET /workspaces/:ws/cube/sql": {access: roles(isoEveryone, auth.ScopeRead), ok: 200,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				return isoCall{query: "?query=" + url.QueryEscape(isoCubeQuery)}
+			}},
+		"POST /workspaces/:ws/cube/sql": {access: roles(isoEveryone, auth.ScopeRead), ok: 200,
+			body: func(w *isoWorld) any { return map[string]any{"query": json.RawMessage(isoCubeQuery)} }},
+		"GET /workspaces/:ws/sources/:src/debugger": {access: roles(isoEveryone, auth.ScopeRead), ok: 200},
+		// Dead letters are a sink's: A's own calls name a webhook sink
+		// installed for them.
+		"GET /workspaces/:ws/plugins/:plugin_id/dead-letters": {access: roles(isoEveryone, auth.ScopeRead), ok: 200,
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				w.ensureSink(w.a)
+				return isoCall{params: w.a.params(map[string]string{"plugin_id": "sink.webhook"})}
+			}},
+		"POST /workspaces/:ws/plugins/:plugin_id/dead-letters/replay": {access: roles(isoEditors, auth.ScopeWrite), ok: 200,
+			body: func(w *isoWorld) any { return map[string]any{} },
+			own: func(w *isoWorld, c *isoCaller) isoCall {
+				w.ensureSink(w.a)
+				return isoCall{params: w.a.params(map[string]string{"plugin_id": "sink.webhook"}), body: map[string]any{}}
+			}},
 		"DELETE /workspaces/:ws/plugins/:plugin_id": {access: roles(isoEditors, auth.ScopeWrite), ok: 204,
 			own: func(w *isoWorld, c *isoCaller) isoCall {
 				w.uninstall(w.a, "processor.scorer")
@@ -794,6 +823,16 @@ func (w *isoWorld) install(tn *isoTenant, pluginID, config string) string {
 		store.NewInstallation{PluginID: pluginID, Enabled: true, Config: json.RawMessage(config)}, nil)
 	testenv.Must(w.t, err, "install %s in %s", pluginID, tn.ws)
 	return in.ID
+}
+
+// isoCubeQuery is a query every workspace's model answers.
+const isoCubeQuery = `{"measures":["events.count"]}`
+
+// ensureSink installs sink.webhook in tn's workspace unless it is.
+func (w *isoWorld) ensureSink(tn *isoTenant) {
+	if !w.installed(tn, "sink.webhook") {
+		w.install(tn, "sink.webhook", `{"url": "https://`+tn.ws+`-hooks.example.com/in", "secret": "a webhook secret of 32 characters"}`)
+	}
 }
 
 // uninstall removes a plugin from tn's workspace, if installed.

@@ -16,6 +16,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/eddy-cdp/eddy/core/apierror"
 	"github.com/eddy-cdp/eddy/core/config"
+	"github.com/eddy-cdp/eddy/core/debugger"
 	"github.com/eddy-cdp/eddy/core/event"
 )
 
@@ -54,7 +56,14 @@ type Collector struct {
 	bufs    sync.Pool // *bytes.Buffer for request bodies
 	gzips   sync.Pool // *gzip.Reader
 	retryIn int       // seconds in Retry-After when the queue is down
+	// debug records what becomes of the requests of watched sources (the
+	// console's live debugger); nil records nothing.
+	debug *debugger.Recorder
 }
+
+// SetDebugger makes the collector record the requests of the sources the
+// console's live debugger watches.
+func (c *Collector) SetDebugger(r *debugger.Recorder) { c.debug = r }
 
 // New returns a collector writing to queue and authenticating with keys.
 func New(queue Enqueuer, keys Keys, cfg config.Collector, logger *slog.Logger) *Collector {
@@ -125,10 +134,16 @@ func (c *Collector) serve(g *gin.Context, call string) int {
 		}
 	}()
 	if e, reason := c.readBody(g.Request, buf); e != nil {
+		if authed {
+			c.debugRequest(g, src, e.Message)
+		}
 		return fail(e, reason)
 	}
 	body := buf.Bytes()
 	if !utf8.Valid(body) {
+		if authed {
+			c.debugRequest(g, src, "the body is not valid UTF-8")
+		}
 		return fail(apierror.New(http.StatusBadRequest, "invalid_utf8", "the body is not valid UTF-8"), "invalid_utf8")
 	}
 
@@ -148,6 +163,7 @@ func (c *Collector) serve(g *gin.Context, call string) int {
 	}
 
 	if len(req.problems) > 0 {
+		c.debugRefused(g, src, req)
 		return c.refuse(g, req.problems)
 	}
 
@@ -164,9 +180,11 @@ func (c *Collector) serve(g *gin.Context, call string) int {
 		c.logger.Warn("queue did not acknowledge; answering 503", "workspace", src.WorkspaceSlug, "messages", len(req.entries), "err", err)
 		e := apierror.New(http.StatusServiceUnavailable, "queue_unavailable", "events cannot be queued right now; retry later")
 		e.RetryAfter = c.retryIn
+		c.debugEntries(g, src, req.entries, debugger.Rejected, "the queue did not acknowledge (503): the client should retry")
 		apierror.Abort(g, e)
 		return e.Status
 	}
+	c.debugEntries(g, src, req.entries, debugger.Accepted, "")
 	acceptedTotal.WithLabelValues(src.WorkspaceSlug).Add(float64(len(req.entries)))
 	batchMessages.Observe(float64(len(req.entries)))
 	g.JSON(http.StatusOK, gin.H{"success": true})
@@ -251,4 +269,47 @@ func (c *Collector) gzipReader(r io.Reader) (*gzip.Reader, error) {
 		return zr, nil
 	}
 	return gzip.NewReader(r)
+}
+
+// debugRequest records a request of a watched source refused as a whole.
+func (c *Collector) debugRequest(g *gin.Context, src Source, reason string) {
+	if !c.debug.Watching(src.WorkspaceID, src.SourceID) {
+		return
+	}
+	c.debug.Record(g.Request.Context(), src.WorkspaceID, src.SourceID, debugger.Entry{
+		Stage: debugger.StageCollector, Outcome: debugger.Rejected, Reason: reason})
+}
+
+// debugRefused records a watched source's request refused for its
+// messages' problems: each problem, and the valid messages, which were
+// refused with them.
+func (c *Collector) debugRefused(g *gin.Context, src Source, req request) {
+	if !c.debug.Watching(src.WorkspaceID, src.SourceID) {
+		return
+	}
+	out := make([]debugger.Entry, 0, len(req.problems)+len(req.entries))
+	for _, p := range req.problems {
+		reason := p.Message
+		if p.Index >= 0 {
+			reason = fmt.Sprintf("message %d: %s", p.Index, p.Message)
+		}
+		out = append(out, debugger.Entry{Stage: debugger.StageCollector, Outcome: debugger.Rejected, Reason: reason})
+	}
+	c.debug.Record(g.Request.Context(), src.WorkspaceID, src.SourceID, out...)
+	c.debugEntries(g, src, req.entries, debugger.Rejected, "refused with the invalid messages of its request (nothing of a request is accepted when one message is invalid)")
+}
+
+// debugEntries records a watched source's messages with one outcome.
+func (c *Collector) debugEntries(g *gin.Context, src Source, entries []event.Entry, outcome, reason string) {
+	if len(entries) == 0 || !c.debug.Watching(src.WorkspaceID, src.SourceID) {
+		return
+	}
+	out := make([]debugger.Entry, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		out[i] = debugger.Entry{At: e.ReceivedAt, Stage: debugger.StageCollector, Outcome: outcome, Reason: reason,
+			MessageID: e.MessageID, Type: e.Type}
+		out[i].Describe(e.Payload)
+	}
+	c.debug.Record(g.Request.Context(), src.WorkspaceID, src.SourceID, out...)
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Policy is a workspace's consent policy: its purposes, what processing
@@ -188,6 +189,25 @@ const (
 	// does not mention: "missing_purpose:marketing".
 	ReasonMissingPurpose = "missing_purpose"
 )
+
+// Explain says in words why the gate refused an event, from the reason
+// code of Process (or "suppressed", "unminimisable").
+func Explain(reason string) string {
+	purpose, missing := strings.CutPrefix(reason, ReasonMissingPurpose+":")
+	switch {
+	case reason == ReasonNoConsent:
+		return "no consent: the event carries no context.consent.categoryPreferences, and the workspace's policy requires consent"
+	case reason == ReasonWithdrawn:
+		return "consent withdrawn: the visitor refused a purpose the workspace's policy requires"
+	case missing:
+		return "consent missing for " + purpose + ", which the workspace's policy requires"
+	case reason == "suppressed":
+		return "suppressed: the person was deleted, and has not consented again since"
+	case reason == "unminimisable":
+		return "the event could not be minimised as the workspace's privacy settings require"
+	}
+	return "refused by the consent policy (" + reason + ")"
+}
 
 // Process decides whether an event with these preferences may be processed
 // at all: when every required purpose is granted, or else when the

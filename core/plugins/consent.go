@@ -264,17 +264,17 @@ func (r *Runtime) prepare(ctx context.Context, msgs []queue.Message) (*admission
 // message, so that every reader after the gate sees it. A policy that
 // cannot be read fails the batch (it is retried): no event passes the
 // gate unchecked.
-func (a *admission) admit(ctx context.Context, e *event.Entry) (bool, error) {
+func (a *admission) admit(ctx context.Context, e *event.Entry) (ok bool, reason string, err error) {
 	cp, err := a.r.policies.get(ctx, e.WorkspaceID)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	p := cp.p
 	prefs, present := consentOf(e.Payload, e.Context)
 	if cp.any {
 		hashes := visitorHashes(e.WorkspaceID, e.Payload)
 		if err := a.r.policies.lookup(ctx, e.WorkspaceID, cp, hashes); err != nil {
-			return false, err
+			return false, "", err
 		}
 		if ds := a.r.policies.decisionsOf(cp, hashes); len(ds) > 0 {
 			update := isConsentUpdate(e)
@@ -284,7 +284,7 @@ func (a *admission) admit(ctx context.Context, e *event.Entry) (bool, error) {
 				// necessary-only processing is allowed, until they
 				// consent again in a consent update.
 				consent.RefusedTotal.WithLabelValues(e.WorkspaceID, "suppressed").Inc()
-				return false, nil
+				return false, "suppressed", nil
 			}
 			if len(ap.Record) > 0 {
 				if a.updates == nil {
@@ -296,7 +296,7 @@ func (a *admission) admit(ctx context.Context, e *event.Entry) (bool, error) {
 				payload, err := consent.SetPreferences(e.Payload, ap.Prefs)
 				if err != nil {
 					consent.RefusedTotal.WithLabelValues(e.WorkspaceID, "unminimisable").Inc()
-					return false, nil
+					return false, "unminimisable", nil
 				}
 				e.Payload = payload
 			}
@@ -305,17 +305,17 @@ func (a *admission) admit(ctx context.Context, e *event.Entry) (bool, error) {
 	}
 	if ok, reason := p.Process(prefs, present); !ok {
 		consent.RefusedTotal.WithLabelValues(e.WorkspaceID, reason).Inc()
-		return false, nil
+		return false, reason, nil
 	}
 	payload, batchCtx, ip, err := p.Minimise.Apply(e.WorkspaceID, e.Payload, e.Context, e.IP)
 	if err != nil {
 		// Not minimisable as configured (a payload the scanner cannot
 		// read): refused rather than stored unminimised.
 		consent.RefusedTotal.WithLabelValues(e.WorkspaceID, "unminimisable").Inc()
-		return false, nil
+		return false, "unminimisable", nil
 	}
 	e.Payload, e.Context, e.IP = payload, batchCtx, ip
-	return true, nil
+	return true, "", nil
 }
 
 // record writes the consent updates the batch's events made, before the

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/eddy-cdp/eddy/core/consent"
+	"github.com/eddy-cdp/eddy/core/debugger"
 	"github.com/eddy-cdp/eddy/core/event"
 	"github.com/eddy-cdp/eddy/core/queue"
 	"github.com/eddy-cdp/eddy/sdk/eddyplugin"
@@ -56,11 +58,17 @@ func (r *Runtime) Process(ctx context.Context, b queue.Batch) ([]queue.DeadLette
 			// Consent first: an event its visitor did not allow goes no
 			// further (it is acknowledged and counted), and the rest is
 			// minimised before any processor or store sees it.
-			ok, err := adm.admit(ctx, &m.Entry)
+			ok, reason, err := adm.admit(ctx, &m.Entry)
 			if err != nil {
 				return nil, fmt.Errorf("consent policy of workspace %s: %w", m.Entry.WorkspaceID, err)
 			}
 			if !ok {
+				if r.opts.Debug.Watching(m.Entry.WorkspaceID, m.Entry.SourceID) {
+					d := debugger.Entry{Stage: debugger.StageConsent, Outcome: debugger.Rejected,
+						Reason: consent.Explain(reason), MessageID: m.Entry.MessageID, Type: m.Entry.Type}
+					d.Describe(m.Entry.Payload)
+					r.opts.Debug.Record(ctx, m.Entry.WorkspaceID, m.Entry.SourceID, d)
+				}
 				continue
 			}
 		}

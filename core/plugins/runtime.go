@@ -38,6 +38,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eddy-cdp/eddy/core/config"
+	"github.com/eddy-cdp/eddy/core/debugger"
 	"github.com/eddy-cdp/eddy/core/plugin"
 	"github.com/eddy-cdp/eddy/core/pluginhost"
 	"github.com/eddy-cdp/eddy/core/pluginstatus"
@@ -93,6 +94,9 @@ type Options struct {
 	// Collector the limits their messages are checked against.
 	Ingest    *queue.Queue
 	Collector config.Collector
+	// Debug, when set, records the events of the sources the console's
+	// live debugger watches that the consent gate refuses, and why.
+	Debug *debugger.Recorder
 	// Policies, when set, is the consent gate: each event is checked
 	// against its workspace's policy before anything else sees it (refused
 	// events go no further) and minimised, and each plugin receives only

@@ -148,3 +148,12 @@ func (s *Store) InWorkspace(ctx context.Context, workspaceID string, fn func(tx 
 		return fn(tx)
 	})
 }
+
+// RecordWorkspaceAction writes an audit record of a change made outside
+// the database (such as dead letters replayed in Redis), once it is done.
+func (s *Store) RecordWorkspaceAction(ctx context.Context, who Change, w Workspace, action, targetType, targetID string, after any) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return s.writeAudit(ctx, tx, who, audit{orgID: w.OrgID, action: action, targetType: targetType,
+			targetID: targetID, workspace: w.Slug, after: after})
+	})
+}
