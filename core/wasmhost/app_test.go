@@ -135,17 +135,25 @@ func TestAppHandlersAnswerActions(t *testing.T) {
 	}
 }
 
-// A processor built with the SDK exports the app handlers too, but
-// answers that it registers none.
-func TestProcessorRefusesAppCalls(t *testing.T) {
+// A module built with the SDK exports both app handlers; one it did not
+// register (here a processor's, which registers neither) has nothing to do
+// and asks for nothing: an app may care for events only, or sessions only,
+// while the host sends it both.
+func TestUnregisteredAppHandlerAsksNothing(t *testing.T) {
 	ctx := context.Background()
 	m, err := runtime.Load(ctx, "processor.tagger", guestWasm, nil, Options{})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	defer m.Close(ctx)
-	if _, err := m.OnEvents(ctx, nil); err == nil || !strings.Contains(err.Error(), "registers no events handler") {
-		t.Fatalf("OnEvents: %v, want the module to say it has no handler", err)
+	if actions, err := m.OnEvents(ctx, []eddywasm.Event{{MessageID: "m1", Type: "track", Payload: []byte(`{}`)}}); err != nil || len(actions) != 0 {
+		t.Fatalf("OnEvents: %v, %v; want no actions and no error", actions, err)
+	}
+	if actions, err := m.OnSessions(ctx, []eddywasm.SessionChange{{Kind: "updated", Session: json.RawMessage(`{}`)}}); err != nil || len(actions) != 0 {
+		t.Fatalf("OnSessions: %v, %v; want no actions and no error", actions, err)
+	}
+	if st := m.Status(); st.Failures != 0 {
+		t.Fatalf("status %+v, want no failures", st)
 	}
 }
 
