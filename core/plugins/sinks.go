@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/eddy-cdp/eddy/core/actions"
 	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/event"
 	"github.com/eddy-cdp/eddy/core/queue"
@@ -79,6 +81,7 @@ func (r *Runtime) Route(ctx context.Context, b queue.Batch) ([]queue.DeadLetter,
 		}
 	}
 	var dead []queue.DeadLetter
+	var pages map[string]map[string][]actions.Action // workspace → anonymous id → actions
 	for _, m := range b.Messages {
 		if m.Err != nil {
 			dead = append(dead, queue.DeadLetter{Message: m, Reason: "undecodable queue entry: " + m.Err.Error()})
@@ -118,9 +121,46 @@ func (r *Runtime) Route(ctx context.Context, b queue.Batch) ([]queue.DeadLetter,
 			if ru.receives(m.Entry.Type) && m.Entry.SourceID != ru.in.ID && g.allows(ru, prefs, present) {
 				b.Forward(ru.app.q, m, m.Entry)
 			}
+			if m.Entry.SourceID == ru.in.ID {
+				if anon, a, ok := pageAction(&m.Entry); ok {
+					if pages == nil {
+						pages = map[string]map[string][]actions.Action{}
+					}
+					if pages[ws] == nil {
+						pages[ws] = map[string][]actions.Action{}
+					}
+					pages[ws][anon] = append(pages[ws][anon], a)
+				}
+			}
+		}
+	}
+	// Actions past the gate go to their visitor's open pages too (the
+	// tracker's eddy.on('action')). A failure retries the batch: a page
+	// may then get an action twice, and drops it by id.
+	for ws, byVisitor := range pages {
+		if err := actions.Publish(ctx, r.rdb, r.opts.Prefix, ws, byVisitor); err != nil {
+			return nil, fmt.Errorf("route: %w", err)
 		}
 	}
 	return dead, nil
+}
+
+// pageAction reads an app's action (an event the app emitted, apps.go) as
+// its visitor's pages receive it; ok is false for an action that names no
+// anonymous id (actions.Publish explains why).
+func pageAction(e *event.Entry) (anonymousID string, a actions.Action, ok bool) {
+	if e.Type != "track" || !strings.HasPrefix(e.MessageID, "act-") {
+		return "", a, false
+	}
+	var m struct {
+		Event       string          `json:"event"`
+		AnonymousID string          `json:"anonymousId"`
+		Properties  json.RawMessage `json:"properties"`
+	}
+	if json.Unmarshal(e.Payload, &m) != nil || m.AnonymousID == "" || len(m.AnonymousID) > actions.MaxAnonymousIDLen {
+		return "", a, false
+	}
+	return m.AnonymousID, actions.Action{MessageID: e.MessageID, Type: m.Event, Data: m.Properties, At: e.Timestamp}, true
 }
 
 // loop consumes one installation's own queue (a sink's or an app's).

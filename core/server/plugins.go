@@ -36,6 +36,7 @@ func (s *Server) pluginRuntime(ctx context.Context) (*plugins.Runtime, error) {
 		Worker:    queue.DefaultConsumerName(),
 		Ingest:    s.ingest,
 		Collector: s.cfg.Collector,
+		Debug:     s.debug,
 		// The consent gate: default deny, per the workspace's policy.
 		Policies:   s.privacyPolicy,
 		Decisions:  s.store,

@@ -28,11 +28,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eddy-cdp/eddy/core/actions"
 	"github.com/eddy-cdp/eddy/core/api"
 	"github.com/eddy-cdp/eddy/core/collector"
 	"github.com/eddy-cdp/eddy/core/config"
 	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/core/cube"
+	"github.com/eddy-cdp/eddy/core/debugger"
 	"github.com/eddy-cdp/eddy/core/engine"
 	"github.com/eddy-cdp/eddy/core/live"
 	"github.com/eddy-cdp/eddy/core/pipeline"
@@ -89,11 +91,18 @@ type Server struct {
 	// plugins runs the installed plugins (worker role), once Run started.
 	pluginRT atomic.Pointer[plugins.Runtime]
 	keys     *collector.KeyCache
-	api      *api.API
-	http     *http.Server
-	ln       net.Listener
-	ready    chan struct{}
-	closed   sync.Once
+	// debug records the events of the sources the console's live
+	// debugger watches (collector and consent gate).
+	debug *debugger.Recorder
+	// actionHub and actionStreams serve apps' actions to the visitors'
+	// pages (collector role).
+	actionHub     *actions.Hub
+	actionStreams *actions.Streams
+	api           *api.API
+	http          *http.Server
+	ln            net.Listener
+	ready         chan struct{}
+	closed        sync.Once
 }
 
 // New connects to Redis and PostgreSQL, applies the file's workspaces and
@@ -152,6 +161,7 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 		s.Close()
 		return nil, err
 	}
+	s.debug = debugger.NewRecorder(s.rdb, cfg.Queue.Prefix, log.With("component", "debugger"))
 	if s.has(RoleCollector) {
 		s.keys = collector.NewKeyCache(s.store, 10*time.Second, log)
 		if err := s.keys.Reload(ctx); err != nil {
@@ -162,6 +172,8 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 			s.Close()
 			return nil, err
 		}
+		s.actionHub = actions.NewHub(s.rdb, cfg.Queue.Prefix, log.With("component", "actions"))
+		s.actionStreams = &actions.Streams{Keys: s.keys, Hub: s.actionHub, Redis: s.rdb, Prefix: cfg.Queue.Prefix}
 	}
 	if s.has(RoleWorker) {
 		if err := pipeline.RegisterMetrics(s.reg); err != nil {
@@ -198,6 +210,9 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 		// Shutdown waits for requests without cancelling them: end the
 		// live streams, which would otherwise hold it up.
 		s.http.RegisterOnShutdown(s.api.Close)
+	}
+	if s.actionStreams != nil {
+		s.http.RegisterOnShutdown(s.actionStreams.Close)
 	}
 	return s, nil
 }
@@ -291,24 +306,32 @@ func (s *Server) routes() (*gin.Engine, error) {
 			Cubes:  s.cubes,
 		})
 		s.api.Register(r)
+		// The console: its files, and its page for every other path.
+		serveConsole := consoleHandler()
 		r.NoRoute(func(c *gin.Context) {
-			if strings.HasPrefix(c.Request.URL.Path, api.Base+"/") {
+			switch {
+			case strings.HasPrefix(c.Request.URL.Path, api.Base+"/"):
 				api.NoRoute(c)
+			case isConsolePath(c.Request):
+				serveConsole(c)
 			}
 		})
 	}
 	if s.has(RoleCollector) {
 		c := collector.New(s.ingest, s.keys, s.cfg.Collector, s.log)
+		c.SetDebugger(s.debug)
 		g := r.Group("/", corsFor(s.cfg.Collector.AllowedOrigins))
 		g.OPTIONS("/v1/*path", func(c *gin.Context) { c.Status(http.StatusNoContent) })
 		c.Register(g)
+		g.GET("/v1/actions", s.actionStreams.Serve)
+		r.GET("/sdk/eddy.js", s.trackerHandler())
 	}
 	return r, nil
 }
 
 func corsFor(origins []string) gin.HandlerFunc {
 	cc := cors.Config{
-		AllowMethods:  []string{http.MethodPost, http.MethodOptions},
+		AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodOptions},
 		AllowHeaders:  []string{"Content-Type", "Authorization", "Content-Encoding"},
 		ExposeHeaders: []string{"Retry-After"},
 		MaxAge:        24 * time.Hour,
@@ -422,6 +445,14 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.keys != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.keys.Run(bg) }()
+	}
+	if s.has(RoleCollector) || s.has(RoleWorker) {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.debug.Run(bg) }()
+	}
+	if s.actionHub != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.actionHub.Run(bg) }()
 	}
 	if s.api != nil {
 		// Deletion jobs a stopped process left unfinished run again
