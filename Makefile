@@ -14,17 +14,35 @@ export PATH := $(PATH):/usr/local/go/bin
 GO       ?= go
 SERVICES := scripts/services.sh
 ENV      := . ./.eddy/env
-NODE_DIRS := test/segment-node test/cube-client
+NODE_DIRS := test/segment-node test/cube-client test/browser
+# The browser-side code the eddy binary embeds: the console and the tracker.
+WEB_DIRS := console sdk/tracker
 BIN      := bin/eddy
 
-.PHONY: help build plugins run test bench clean services-down proto
+.PHONY: help build web plugins run test bench clean services-down proto
 
 help: ## show this list
 	@echo "Eddy make targets:"
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-build: ## compile bin/eddy
+build: web ## build the console and the tracker, then compile bin/eddy
 	$(GO) build -o $(BIN) ./core/cmd/eddy
+
+# npm ci when package-lock.json is newer than the last install (always so on a fresh
+# clone), then the package's build: the console into console/dist, the tracker into
+# sdk/tracker/dist, both embedded by go build (each dist/ keeps a .gitkeep so that a
+# fresh clone compiles; eddy then says the console is not built).
+web: ## build the console (React, Vite) and the one-line tracker (esbuild) with npm
+	@for d in $(WEB_DIRS); do \
+		if [ $$d/package-lock.json -nt $$d/node_modules/.eddy-installed ]; then \
+			echo "npm ci --prefix $$d"; \
+			npm ci --prefix $$d --no-audit --no-fund || exit 1; \
+			touch $$d/node_modules/.eddy-installed; \
+		fi; \
+		find $$d/dist -mindepth 1 ! -name .gitkeep -delete; \
+		echo "npm run build --prefix $$d"; \
+		npm run --silent build --prefix $$d || exit 1; \
+	done
 
 # Every folder under plugins/ with a plugin.yaml: a WASM plugin (runtime: wasm) is built
 # for wasip1 into dist/plugin.wasm, a gRPC plugin into dist/plugin, as their manifests say.
@@ -39,16 +57,17 @@ plugins: ## build every plugin under plugins/ (gRPC executables and WASM modules
 		fi; \
 	done
 
-run: plugins ## start PostgreSQL + Redis if needed, migrate, create the first admin, and serve Eddy (the one command you need)
+run: plugins web ## start PostgreSQL + Redis if needed, migrate, create the first admin, and serve Eddy (the one command you need)
 	$(SERVICES) up
 	$(GO) build -o $(BIN) ./core/cmd/eddy
 	$(ENV) && $(BIN) migrate
 	$(ENV) && $(BIN) admin bootstrap
 	$(ENV) && exec $(BIN) serve
 
-test: plugins ## build the plugins, then gofmt check, go vet, and all Go tests (race detector on) against real services
+test: plugins web ## build the plugins, console and tracker, then the tracker's tests, gofmt check, go vet, and all Go tests (race detector on) against real services
 	$(SERVICES) up
-	@# Node deps for the client compatibility tests (Segment's SDK, Cube's client):
+	$(SERVICES) browser
+	@# Node deps for the client compatibility tests (Segment's SDK, Cube's client, Playwright):
 	@# (re)installed when package-lock.json is newer than the last install (always so
 	@# on a fresh clone).
 	@for d in $(NODE_DIRS); do \
@@ -62,6 +81,7 @@ test: plugins ## build the plugins, then gofmt check, go vet, and all Go tests (
 	unformatted=$$(find . \( -name .git -o -name .eddy -o -name node_modules -o -name bin \) -prune -o \
 		-name '*.go' ! -name '*.pb.go' -type f -print | xargs -r gofmt -l); \
 	if [ -n "$$unformatted" ]; then echo "these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
+	npm test --prefix sdk/tracker
 	$(GO) vet ./...
 	$(ENV) && $(GO) test -race -count=1 -timeout 20m ./...
 

@@ -4,6 +4,7 @@
 #   scripts/services.sh up       find or start both servers, write .eddy/env
 #   scripts/services.sh down     stop the private instances that `up` started (data is kept)
 #   scripts/services.sh status   show what .eddy/env points at and what is running
+#   scripts/services.sh browser  install Debian's Chromium for the browser tests if missing
 #
 # How `up` picks each server, first match wins:
 #   1. EDDY_DATABASE_URL / EDDY_REDIS_URL, if set. It must answer, or we fail.
@@ -513,6 +514,15 @@ cmd_down() {
 	if [[ $did == 0 ]]; then log "no private instance was running"; fi
 }
 
+# The browser tests drive Debian's Chromium (a test tool's own browser download cannot
+# work offline): install it when it is missing.
+cmd_browser() {
+	lock
+	if [[ ! -x /usr/bin/chromium ]]; then apt_install chromium; fi
+	[[ -x /usr/bin/chromium ]] || die "/usr/bin/chromium still missing after installing chromium"
+	echo "browser: $(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium)"
+}
+
 cmd_status() {
 	if [[ -f $ENV_FILE ]]; then
 		sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' "$ENV_FILE" | grep '^export' || true
@@ -528,8 +538,9 @@ case ${1:-} in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
+browser) cmd_browser ;;
 *)
-	echo "usage: $0 up|down|status" >&2
+	echo "usage: $0 up|down|status|browser" >&2
 	exit 2
 	;;
 esac
