@@ -88,6 +88,9 @@ func (a *API) cubeFail(c *gin.Context, err error) {
 		// read-only transaction (a workspace cube's SQL), or a data
 		// exception (a value the column's type refuses).
 		cubeError(c, http.StatusBadRequest, "the database refused the query: %s", pgErr.Message)
+	case c.GetBool(ctxCubeSession):
+		// Under the management API, a failure is its own 500.
+		a.fail(c, err)
 	default:
 		a.log.ErrorContext(c.Request.Context(), "cube request failed", "route", c.FullPath(), "err", err,
 			"request_id", c.GetString(ctxRequestID))
@@ -136,7 +139,11 @@ func (a *API) cubeAuthenticate(c *gin.Context) {
 // ctxCubeWorkspace holds the workspace a Cube request queries: the API
 // key's (cubeAuthenticate), or the one a console session names
 // (cubeSession).
-const ctxCubeWorkspace = "eddy.cube_workspace"
+const (
+	ctxCubeWorkspace = "eddy.cube_workspace"
+	// ctxCubeSession marks a request of the routes under /api/v1.
+	ctxCubeSession = "eddy.cube_session"
+)
 
 func cubeWorkspace(c *gin.Context) store.Workspace {
 	ws, _ := c.MustGet(ctxCubeWorkspace).(store.Workspace)
@@ -147,7 +154,8 @@ func cubeWorkspace(c *gin.Context) store.Workspace {
 // workspace of the management API (/api/v1/workspaces/{ws}/cube/...), for
 // callers of the management API: the console, with its session cookie,
 // and API keys. The caller needs the workspace's read permission; the
-// answers and errors are the Cube API's.
+// answers and the errors of a query are the Cube API's; a server failure
+// is the management API's 500.
 func (a *API) registerCubeSession(authed gin.IRouter) {
 	g := authed.Group("/workspaces/:ws/cube", a.cubeSession)
 	g.GET("/load", a.cubeLoad)
@@ -163,6 +171,7 @@ func (a *API) cubeSession(c *gin.Context) {
 		return
 	}
 	c.Set(ctxCubeWorkspace, ws)
+	c.Set(ctxCubeSession, true)
 }
 
 // cubeRequest is what /load and /sql were asked: the query JSON and the
