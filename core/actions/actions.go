@@ -109,6 +109,7 @@ func Publish(ctx context.Context, rdb redis.UniversalClient, prefix, workspaceID
 	if err != nil {
 		return fmt.Errorf("announce actions: %w", err)
 	}
+	publishedTotal.Add(float64(len(adds)))
 	return nil
 }
 
@@ -192,6 +193,7 @@ func (h *Hub) deliver(an announcement) {
 		select {
 		case c <- an.Action:
 		default:
+			skippedTotal.Inc()
 			// A page that does not keep up misses it now and reads it
 			// from the stream when it reconnects.
 		}

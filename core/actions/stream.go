@@ -84,8 +84,10 @@ func (s *Streams) Serve(c *gin.Context) {
 	}
 	select {
 	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
+		streamsOpen.Inc()
+		defer func() { <-s.slots; streamsOpen.Dec() }()
 	default:
+		refusedStreams.Inc()
 		e := apierror.New(http.StatusServiceUnavailable, "unavailable", "too many action streams; retry later")
 		e.RetryAfter = 10
 		apierror.Abort(c, e)
@@ -134,6 +136,7 @@ func (s *Streams) Serve(c *gin.Context) {
 			return true
 		}
 		last = a.ID
+		sentTotal.Inc()
 		return write("id: %s\nevent: action\ndata: %s\n\n", a.ID, body)
 	}
 	for _, a := range recent {

@@ -162,6 +162,13 @@ func New(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 		return nil, err
 	}
 	s.debug = debugger.NewRecorder(s.rdb, cfg.Queue.Prefix, log.With("component", "debugger"))
+	if s.has(RoleCollector) || s.has(RoleWorker) {
+		// The route group publishes actions; collectors serve them.
+		if err := actions.RegisterMetrics(s.reg); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if s.has(RoleCollector) {
 		s.keys = collector.NewKeyCache(s.store, 10*time.Second, log)
 		if err := s.keys.Reload(ctx); err != nil {
