@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react'
-import { ApiError } from './api'
+import { ApiError, get, type Page } from './api'
 
 // useLoad runs load when deps change and keeps its answer, error and
 // loading state; reload runs it again. An answer that arrives after deps
@@ -49,6 +49,39 @@ export function useAction() {
     }
   }, [])
   return { busy, error, run, clear: () => setError(null) }
+}
+
+// usePaged loads the first page of a list at url (which may hold a query
+// already) and appends the next pages on loadMore.
+export function usePaged<T>(url: string) {
+  const state = useLoad(() => get<Page<T>>(url), [url])
+  const more = useAction()
+  const { data, setData } = state
+  const { run } = more
+  const loadMore = useCallback(async () => {
+    const cursor = data?.next_cursor
+    if (!cursor) return
+    const next = await run(() => get<Page<T>>(url + (url.includes('?') ? '&' : '?') + 'cursor=' + encodeURIComponent(cursor)))
+    if (next) setData((prev) => ({ data: [...(prev?.data ?? []), ...next.data], next_cursor: next.next_cursor }))
+  }, [data, setData, run, url])
+  return { ...state, more, loadMore }
+}
+
+// LoadMore is a paged list's "Load more" button, with the error of the
+// last attempt.
+export function LoadMore({ paged, label = 'Load more' }: { paged: { data?: { next_cursor?: string }; more: { busy: boolean; error: Error | null }; loadMore: () => void }; label?: string }) {
+  return (
+    <>
+      <ErrorBox error={paged.more.error} retry={paged.loadMore} />
+      {paged.data?.next_cursor && (
+        <div className="row">
+          <button disabled={paged.more.busy} onClick={paged.loadMore}>
+            {paged.more.busy ? 'Loading…' : label}
+          </button>
+        </div>
+      )}
+    </>
+  )
 }
 
 export function Loading({ what }: { what?: string }) {

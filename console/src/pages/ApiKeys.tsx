@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react'
-import { ApiError, del, get, post, type Page } from '../api'
-import { ConfirmButton, CopyButton, Empty, ErrorBox, Loaded, fmtTime, useAction, useLoad } from '../ui'
+import { ApiError, del, post } from '../api'
+import { ConfirmButton, CopyButton, Empty, ErrorBox, LoadMore, Loaded, fmtTime, useAction, usePaged } from '../ui'
 import { useWorkspace } from '../workspace'
 import './apikeys.css'
 
@@ -32,15 +32,9 @@ export default function ApiKeys() {
   // Members and above manage keys (docs/api.md); the API refuses a member
   // an admin-scoped key.
   const { ws, path, canWrite: canManage } = useWorkspace()
-  const list = useLoad(() => get<Page<ApiKey>>(path + '/api-keys?limit=100'), [path])
-  const more = useAction()
+  const list = usePaged<ApiKey>(path + '/api-keys?limit=100')
   const [created, setCreated] = useState<ApiKeyCreated | null>(null)
 
-  const loadMore = (cursor: string) =>
-    more.run(async () => {
-      const p = await get<Page<ApiKey>>(path + '/api-keys?limit=100&cursor=' + encodeURIComponent(cursor))
-      list.setData((prev) => ({ data: [...(prev?.data ?? []), ...p.data], next_cursor: p.next_cursor }))
-    })
 
   const forbidden = list.error instanceof ApiError && list.error.status === 403
 
@@ -105,14 +99,7 @@ export default function ApiKeys() {
                   </table>
                 </div>
                 {list.error && <ErrorBox error={list.error} retry={list.reload} />}
-                <ErrorBox error={more.error} />
-                {page.next_cursor && (
-                  <div className="row">
-                    <button disabled={more.busy} onClick={() => loadMore(page.next_cursor!)}>
-                      {more.busy ? 'Loading…' : 'Load more'}
-                    </button>
-                  </div>
-                )}
+                <LoadMore paged={list} />
               </>
             )
           }

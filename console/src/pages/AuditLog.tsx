@@ -2,7 +2,7 @@ import { Fragment, useEffect, useMemo, useState, type FormEvent } from 'react'
 import { useParams, useSearchParams } from 'react-router-dom'
 import { canAdmin, get, type Page, type Workspace } from '../api'
 import { useSession } from '../session'
-import { Empty, ErrorBox, Loaded, Loading, fmtTime, useAction, useLoad } from '../ui'
+import { Empty, ErrorBox, LoadMore, Loaded, Loading, fmtTime, usePaged, useLoad } from '../ui'
 import './auditlog.css'
 
 interface AuditEntry {
@@ -82,9 +82,8 @@ function AuditTable({ org }: { org: string }) {
     return q.toString()
   }, [workspace, action])
 
-  const list = useLoad(() => get<Page<AuditEntry>>(orgPath + '/audit-log?' + query), [orgPath, query])
+  const list = usePaged<AuditEntry>(orgPath + '/audit-log?' + query)
   const workspaces = useLoad(() => get<Page<Workspace>>(orgPath + '/workspaces?limit=200'), [orgPath])
-  const more = useAction()
   const [draft, setDraft] = useState(action)
   const [open, setOpen] = useState<ReadonlySet<string>>(new Set())
 
@@ -102,11 +101,6 @@ function AuditTable({ org }: { org: string }) {
     setFilter('action', draft.trim())
   }
 
-  const loadMore = (cursor: string) =>
-    more.run(async () => {
-      const p = await get<Page<AuditEntry>>(orgPath + '/audit-log?' + query + '&cursor=' + encodeURIComponent(cursor))
-      list.setData((prev) => ({ data: [...(prev?.data ?? []), ...p.data], next_cursor: p.next_cursor }))
-    })
 
   const actions = useMemo(() => {
     const seen = new Set(KNOWN_ACTIONS)
@@ -258,14 +252,7 @@ function AuditTable({ org }: { org: string }) {
                 </table>
               </div>
               {list.error && <ErrorBox error={list.error} retry={list.reload} />}
-              <ErrorBox error={more.error} />
-              {page.next_cursor && (
-                <div className="row">
-                  <button disabled={more.busy} onClick={() => loadMore(page.next_cursor!)}>
-                    {more.busy ? 'Loading…' : 'Load more'}
-                  </button>
-                </div>
-              )}
+              <LoadMore paged={list} />
             </>
           )
         }

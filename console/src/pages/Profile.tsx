@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react'
 import { Link, useLocation, useNavigate, useParams } from 'react-router-dom'
 import { API, ApiError, del, get, put, type Page } from '../api'
-import { ConfirmButton, CopyButton, Empty, ErrorBox, Loaded, Loading, fmtDuration, fmtNumber, fmtTime, useAction, useLoad } from '../ui'
+import { ConfirmButton, CopyButton, Empty, ErrorBox, LoadMore, Loaded, Loading, fmtDuration, fmtNumber, fmtTime, useAction, useLoad, usePaged } from '../ui'
 import { useWorkspace } from '../workspace'
 import { urlPath, type Session } from './LiveSessions'
 import './profile.css'
@@ -284,14 +284,7 @@ function Consent({ profileId }: { profileId: string }) {
 function Sessions({ profileId, currency }: { profileId: string; currency: string }) {
   const { path } = useWorkspace()
   const url = `${path}/sessions?profile_id=${encodeURIComponent(profileId)}&limit=20`
-  const state = useLoad(() => get<Page<Session>>(url), [url])
-  const more = useAction()
-  const loadMore = async () => {
-    const cur = state.data
-    if (!cur?.next_cursor) return
-    const next = await more.run(() => get<Page<Session>>(`${url}&cursor=${encodeURIComponent(cur.next_cursor!)}`))
-    if (next) state.setData({ data: [...cur.data, ...next.data], next_cursor: next.next_cursor })
-  }
+  const state = usePaged<Session>(url)
   return (
     <section>
       <h2>Sessions</h2>
@@ -335,14 +328,7 @@ function Sessions({ profileId, currency }: { profileId: string; currency: string
                   </tbody>
                 </table>
               </div>
-              <ErrorBox error={more.error} retry={loadMore} />
-              {page.next_cursor && (
-                <div className="profile-more">
-                  <button onClick={loadMore} disabled={more.busy}>
-                    {more.busy ? 'Loading…' : 'Load more sessions'}
-                  </button>
-                </div>
-              )}
+              <LoadMore paged={state} label="Load more sessions" />
             </>
           )
         }

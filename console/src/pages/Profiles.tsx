@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react'
 import { Link, useNavigate } from 'react-router-dom'
-import { ApiError, get, type Page } from '../api'
-import { Empty, ErrorBox, Loaded, fmtDuration, fmtNumber, fmtTime, useAction, useLoad } from '../ui'
+import { ApiError, get } from '../api'
+import { Empty, ErrorBox, LoadMore, Loaded, fmtDuration, fmtNumber, fmtTime, useAction, usePaged } from '../ui'
 import { useWorkspace } from '../workspace'
 import { urlPath, type Session } from './LiveSessions'
 import type { Profile } from './Profile'
@@ -86,15 +86,7 @@ export default function Profiles() {
 
 function RecentSessions() {
   const { ws, path } = useWorkspace()
-  const state = useLoad(() => get<Page<Session>>(`${path}/sessions?limit=20`), [path])
-  const more = useAction()
-
-  const loadMore = async () => {
-    const cur = state.data
-    if (!cur?.next_cursor) return
-    const next = await more.run(() => get<Page<Session>>(`${path}/sessions?limit=20&cursor=${encodeURIComponent(cur.next_cursor!)}`))
-    if (next) state.setData({ data: [...cur.data, ...next.data], next_cursor: next.next_cursor })
-  }
+  const state = usePaged<Session>(`${path}/sessions?limit=20`)
 
   return (
     <section>
@@ -153,14 +145,7 @@ function RecentSessions() {
                   </tbody>
                 </table>
               </div>
-              <ErrorBox error={more.error} retry={loadMore} />
-              {page.next_cursor && (
-                <div className="profiles-more">
-                  <button onClick={loadMore} disabled={more.busy}>
-                    {more.busy ? 'Loading…' : 'Load more'}
-                  </button>
-                </div>
-              )}
+              <LoadMore paged={state} />
             </>
           )
         }

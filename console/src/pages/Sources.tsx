@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react'
 import { Link } from 'react-router-dom'
-import { get, post, type Page } from '../api'
-import { CopyButton, Empty, ErrorBox, Loaded, fmtTime, useAction, useLoad } from '../ui'
+import { post } from '../api'
+import { CopyButton, Empty, ErrorBox, LoadMore, Loaded, fmtTime, useAction, usePaged } from '../ui'
 import { useWorkspace } from '../workspace'
 import './sources.css'
 
@@ -102,15 +102,9 @@ export function SourceStatus({ source }: { source: SourceInfo }) {
 
 export default function Sources() {
   const { ws, path, canWrite } = useWorkspace()
-  const list = useLoad(() => get<Page<SourceInfo>>(path + '/sources?limit=100'), [path])
-  const more = useAction()
+  const list = usePaged<SourceInfo>(path + '/sources?limit=100')
   const [created, setCreated] = useState<SourceWithKey | null>(null)
 
-  const loadMore = (cursor: string) =>
-    more.run(async () => {
-      const p = await get<Page<SourceInfo>>(path + '/sources?limit=100&cursor=' + encodeURIComponent(cursor))
-      list.setData((prev) => ({ data: [...(prev?.data ?? []), ...p.data], next_cursor: p.next_cursor }))
-    })
 
   return (
     <div className="stack sources-page">
@@ -171,14 +165,7 @@ export default function Sources() {
                 </table>
               </div>
               {list.error && <ErrorBox error={list.error} retry={list.reload} />}
-              <ErrorBox error={more.error} />
-              {page.next_cursor && (
-                <div className="row">
-                  <button disabled={more.busy} onClick={() => loadMore(page.next_cursor!)}>
-                    {more.busy ? 'Loading…' : 'Load more'}
-                  </button>
-                </div>
-              )}
+              <LoadMore paged={list} />
             </>
           )
         }

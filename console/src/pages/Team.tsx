@@ -1,8 +1,8 @@
 import { useState, type FormEvent } from 'react'
 import { useNavigate, useParams } from 'react-router-dom'
-import { canAdmin, del, get, patch, post, type Page, type Role } from '../api'
+import { canAdmin, del, patch, post, type Role } from '../api'
 import { useSession } from '../session'
-import { ConfirmButton, CopyButton, Empty, ErrorBox, Loaded, fmtTime, useAction, useLoad } from '../ui'
+import { ConfirmButton, CopyButton, Empty, ErrorBox, LoadMore, Loaded, fmtTime, useAction, usePaged } from '../ui'
 import './team.css'
 
 interface Member {
@@ -47,15 +47,9 @@ export default function Team() {
   const role = roleIn(org)
   const admin = canAdmin(role)
   const orgPath = '/organizations/' + encodeURIComponent(org!)
-  const members = useLoad(() => get<Page<Member>>(orgPath + '/members?limit=200'), [orgPath])
-  const more = useAction()
+  const members = usePaged<Member>(orgPath + '/members?limit=200')
   const myId = me ? me.admin.id : ''
 
-  const loadMore = (cursor: string) =>
-    more.run(async () => {
-      const p = await get<Page<Member>>(orgPath + '/members?limit=200&cursor=' + encodeURIComponent(cursor))
-      members.setData((prev) => ({ data: [...(prev?.data ?? []), ...p.data], next_cursor: p.next_cursor }))
-    })
 
   return (
     <div className="stack team-page">
@@ -99,14 +93,7 @@ export default function Team() {
                   </table>
                 </div>
                 {members.error && <ErrorBox error={members.error} retry={members.reload} />}
-                <ErrorBox error={more.error} />
-                {page.next_cursor && (
-                  <div className="row">
-                    <button disabled={more.busy} onClick={() => loadMore(page.next_cursor!)}>
-                      {more.busy ? 'Loading…' : 'Load more'}
-                    </button>
-                  </div>
-                )}
+                <LoadMore paged={members} />
               </>
             )
           }
@@ -207,15 +194,9 @@ function MemberRow({
 }
 
 function Invitations({ orgPath, myRole }: { orgPath: string; myRole: Role | undefined }) {
-  const list = useLoad(() => get<Page<Invitation>>(orgPath + '/invitations?limit=200'), [orgPath])
-  const more = useAction()
+  const list = usePaged<Invitation>(orgPath + '/invitations?limit=200')
   const [created, setCreated] = useState<InvitationCreated | null>(null)
 
-  const loadMore = (cursor: string) =>
-    more.run(async () => {
-      const p = await get<Page<Invitation>>(orgPath + '/invitations?limit=200&cursor=' + encodeURIComponent(cursor))
-      list.setData((prev) => ({ data: [...(prev?.data ?? []), ...p.data], next_cursor: p.next_cursor }))
-    })
 
   return (
     <section className="stack" aria-labelledby="team-invitations-title">
@@ -255,14 +236,7 @@ function Invitations({ orgPath, myRole }: { orgPath: string; myRole: Role | unde
                 </table>
               </div>
               {list.error && <ErrorBox error={list.error} retry={list.reload} />}
-              <ErrorBox error={more.error} />
-              {page.next_cursor && (
-                <div className="row">
-                  <button disabled={more.busy} onClick={() => loadMore(page.next_cursor!)}>
-                    {more.busy ? 'Loading…' : 'Load more'}
-                  </button>
-                </div>
-              )}
+              <LoadMore paged={list} />
             </>
           )
         }
