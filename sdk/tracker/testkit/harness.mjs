@@ -46,8 +46,19 @@ export class FakeEddy {
     this.scriptRequests = 0;
   }
 
-  /** Messages of the requests the collector accepted (200), in order. */
+  /**
+   * Messages of the requests the collector accepted (200), in order, each
+   * message id once: what Eddy stores. A page that unloads between the
+   * collector's answer and its own bookkeeping sends a message again from
+   * the persisted queue, which Eddy's message-id idempotency absorbs.
+   */
   get messages() {
+    const seen = new Set();
+    return this.sent.filter((m) => !seen.has(m.messageId) && seen.add(m.messageId));
+  }
+
+  /** Every message of the accepted requests, repeats included. */
+  get sent() {
     return this.requests.filter((r) => r.status === 200).flatMap((r) => r.body.batch);
   }
 
