@@ -33,6 +33,7 @@ build: web ## build the console and the tracker, then compile bin/eddy
 # sdk/tracker/dist, both embedded by go build (each dist/ keeps a .gitkeep so that a
 # fresh clone compiles; eddy then says the console is not built).
 web: ## build the console (React, Vite) and the one-line tracker (esbuild) with npm
+	@$(SERVICES) node
 	@for d in $(WEB_DIRS); do \
 		if [ $$d/package-lock.json -nt $$d/node_modules/.eddy-installed ]; then \
 			echo "npm ci --prefix $$d"; \

@@ -5,6 +5,7 @@
 #   scripts/services.sh down     stop the private instances that `up` started (data is kept)
 #   scripts/services.sh status   show what .eddy/env points at and what is running
 #   scripts/services.sh browser  install Debian's Chromium for the browser tests if missing
+#   scripts/services.sh node     install Node.js and npm if missing (make web builds with them)
 #
 # How `up` picks each server, first match wins:
 #   1. EDDY_DATABASE_URL / EDDY_REDIS_URL, if set. It must answer, or we fail.
@@ -100,12 +101,12 @@ ensure_node() {
 	if ! command -v npm >/dev/null 2>&1; then apt_install npm ca-certificates; fi
 	command -v node >/dev/null 2>&1 || die "node still missing after installing nodejs"
 	command -v npm >/dev/null 2>&1 || die "npm still missing after installing npm"
-	local major
+	local major minor
 	major=$(node -p 'process.versions.node.split(".")[0]')
-	if ((major < 20)); then
-		# Debian 12 and Ubuntu 24.04 ship node 18: npm ci only warns (EBADENGINE) and the SDK
-		# has been seen to work there, but it is not what its authors test.
-		log "note: node $(node --version) is older than 20, the minimum @segment/analytics-node declares (it still worked on Debian 12's node 18)"
+	minor=$(node -p 'process.versions.node.split(".")[1]')
+	if ((major < 20 || (major == 20 && minor < 19))); then
+		# Debian 12 and Ubuntu 24.04 ship node 18: the console's build tool (Vite 8) refuses it.
+		die "node $(node --version) is too old: the console's build (Vite 8) needs Node.js 20.19 or later (e.g. from NodeSource, or nvm)"
 	fi
 }
 
@@ -539,8 +540,12 @@ up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 browser) cmd_browser ;;
+node)
+	lock
+	ensure_node
+	;;
 *)
-	echo "usage: $0 up|down|status|browser" >&2
+	echo "usage: $0 up|down|status|browser|node" >&2
 	exit 2
 	;;
 esac
