@@ -3,9 +3,6 @@ package actions
 import (
 	"fmt"
 	"net/http"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 
 	"github.com/eddy-cdp/eddy/core/apierror"
 	"github.com/eddy-cdp/eddy/core/collector"
+	"github.com/eddy-cdp/eddy/core/queue"
 )
 
 // Streams serves GET /v1/actions: a visitor's actions as Server-Sent
@@ -36,8 +34,6 @@ type Streams struct {
 	closing chan struct{}
 	closed  sync.Once
 }
-
-var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 
 func (s *Streams) init() {
 	s.once.Do(func() {
@@ -78,7 +74,7 @@ func (s *Streams) Serve(c *gin.Context) {
 		return
 	}
 	after := c.GetHeader("Last-Event-ID")
-	if after != "" && !streamID.MatchString(after) {
+	if after != "" && !queue.ValidEntryID(after) {
 		apierror.Abort(c, apierror.New(http.StatusBadRequest, "invalid_last_event_id", "Last-Event-ID is not an action id"))
 		return
 	}
@@ -128,7 +124,7 @@ func (s *Streams) Serve(c *gin.Context) {
 	}
 	last := after
 	send := func(a Action) bool {
-		if last != "" && !laterID(a.ID, last) {
+		if last != "" && !queue.EntryIDAfter(a.ID, last) {
 			return true
 		}
 		body, err := jsonAction(a)
@@ -166,17 +162,3 @@ func (s *Streams) Serve(c *gin.Context) {
 
 // writeWait bounds each write to a page.
 const writeWait = 10 * time.Second
-
-// laterID reports whether stream id a comes after b.
-func laterID(a, b string) bool {
-	am, as := splitID(a)
-	bm, bs := splitID(b)
-	return am > bm || (am == bm && as > bs)
-}
-
-func splitID(id string) (uint64, uint64) {
-	ms, seq, _ := strings.Cut(id, "-")
-	m, _ := strconv.ParseUint(ms, 10, 64)
-	s, _ := strconv.ParseUint(seq, 10, 64)
-	return m, s
-}

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -23,9 +22,6 @@ import (
 
 // maxReplayIDs caps the ids one replay request names.
 const maxReplayIDs = 1000
-
-// streamIDPattern is a Redis stream entry id.
-var streamIDPattern = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 
 // DeadLetterJSON is one dead letter of a sink installation.
 type DeadLetterJSON struct {
@@ -103,7 +99,7 @@ func (a *API) listDeadLetters(c *gin.Context) {
 		limit = n
 	}
 	after := c.Query("after")
-	if after != "" && !streamIDPattern.MatchString(after) {
+	if after != "" && !queue.ValidEntryID(after) {
 		a.fail(c, FieldErrors{{Field: "after", Message: "is not a dead letter id (such as 1700000000000-0)"}})
 		return
 	}
@@ -152,7 +148,7 @@ func (a *API) replayDeadLetters(c *gin.Context) {
 		errs = append(errs, FieldError{Field: "ids", Message: "names more than " + strconv.Itoa(maxReplayIDs) + " dead letters"})
 	}
 	for i, id := range req.IDs {
-		if !streamIDPattern.MatchString(id) {
+		if !queue.ValidEntryID(id) {
 			errs = append(errs, FieldError{Field: "ids[" + strconv.Itoa(i) + "]", Message: "is not a dead letter id (such as 1700000000000-0)"})
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/eddy-cdp/eddy/core/apierror"
 	"github.com/eddy-cdp/eddy/core/auth"
 	"github.com/eddy-cdp/eddy/core/debugger"
+	"github.com/eddy-cdp/eddy/core/queue"
 )
 
 // maxDebuggerPage caps the entries one debugger read returns.
@@ -26,7 +27,7 @@ func (a *API) sourceDebugger(c *gin.Context) {
 		return
 	}
 	after := c.Query("after")
-	if after != "" && !streamIDPattern.MatchString(after) {
+	if after != "" && !queue.ValidEntryID(after) {
 		a.fail(c, FieldErrors{{Field: "after", Message: "is not a debugger cursor (such as 1700000000000-0)"}})
 		return
 	}

@@ -141,3 +141,18 @@ func (id streamID) next() streamID {
 func (id streamID) String() string {
 	return strconv.FormatUint(id.ms, 10) + "-" + strconv.FormatUint(id.seq, 10)
 }
+
+// ValidEntryID reports whether s is a stream entry id, "ms-seq" (what an
+// API may take back from a client as a cursor).
+func ValidEntryID(s string) bool {
+	_, err := parseStreamID(s)
+	return err == nil && strings.Contains(s, "-")
+}
+
+// EntryIDAfter reports whether stream entry id a comes after b; an id that
+// does not parse comes after none.
+func EntryIDAfter(a, b string) bool {
+	ia, errA := parseStreamID(a)
+	ib, errB := parseStreamID(b)
+	return errA == nil && errB == nil && ib.less(ia)
+}

@@ -203,3 +203,29 @@ func TestPassedRefusesABadPoint(t *testing.T) {
 		t.Errorf("Passed with an empty group = nil error, want one")
 	}
 }
+
+func TestEntryIDs(t *testing.T) {
+	for _, c := range []struct {
+		id    string
+		valid bool
+	}{
+		{"1700000000000-0", true}, {"0-0", true}, {"18446744073709551615-18446744073709551615", true},
+		{"", false}, {"1700000000000", false}, {"1-x", false}, {"-1-0", false}, {"+1-0", false},
+		{"1-0;DROP", false}, {"18446744073709551616-0", false}, {"1 -0", false},
+	} {
+		if got := ValidEntryID(c.id); got != c.valid {
+			t.Errorf("ValidEntryID(%q) = %v, want %v", c.id, got, c.valid)
+		}
+	}
+	for _, c := range []struct {
+		a, b  string
+		after bool
+	}{
+		{"2-0", "1-9", true}, {"1-10", "1-9", true}, {"1-9", "1-9", false}, {"1-8", "1-9", false},
+		{"10-0", "9-99", true}, {"x", "1-0", false}, {"2-0", "x", false},
+	} {
+		if got := EntryIDAfter(c.a, c.b); got != c.after {
+			t.Errorf("EntryIDAfter(%q, %q) = %v, want %v", c.a, c.b, got, c.after)
+		}
+	}
+}
