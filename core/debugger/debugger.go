@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -107,20 +108,24 @@ func streamKey(prefix, workspaceID, sourceID string) string {
 
 func field(workspaceID, sourceID string) string { return workspaceID + "/" + sourceID }
 
+// source names a watched source in a Recorder's view: a lookup builds no
+// string (the collector looks one up for every request).
+type source struct{ workspace, source string }
+
 // Recorder writes entries for the sources being watched. Its zero value
 // is not usable; a nil *Recorder records nothing.
 type Recorder struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	log     *slog.Logger
-	watched atomic.Pointer[map[string]int64] // field → watched until (Unix seconds)
+	watched atomic.Pointer[map[source]int64] // watched until (Unix seconds)
 }
 
 // NewRecorder returns a recorder; Run keeps its view of the watchers
 // current.
 func NewRecorder(rdb redis.UniversalClient, prefix string, log *slog.Logger) *Recorder {
 	r := &Recorder{rdb: rdb, prefix: prefix, log: log}
-	r.watched.Store(&map[string]int64{})
+	r.watched.Store(&map[source]int64{})
 	return r
 }
 
@@ -148,15 +153,16 @@ func (r *Recorder) Refresh(ctx context.Context) error {
 		return fmt.Errorf("read debugger watchers: %w", err)
 	}
 	now := time.Now().Unix()
-	m := make(map[string]int64, len(all))
+	m := make(map[source]int64, len(all))
 	var expired []string
 	for f, v := range all {
 		until, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || until < now {
+		ws, src, ok := strings.Cut(f, "/")
+		if err != nil || !ok || until < now {
 			expired = append(expired, f)
 			continue
 		}
-		m[f] = until
+		m[source{ws, src}] = until
 	}
 	r.watched.Store(&m)
 	if len(expired) > 0 {
@@ -172,7 +178,7 @@ func (r *Recorder) Watching(workspaceID, sourceID string) bool {
 	if r == nil {
 		return false
 	}
-	until, ok := (*r.watched.Load())[field(workspaceID, sourceID)]
+	until, ok := (*r.watched.Load())[source{workspaceID, sourceID}]
 	return ok && until >= time.Now().Unix()
 }
 

@@ -9,6 +9,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"path"
@@ -21,7 +22,6 @@ import (
 
 	"github.com/eddy-cdp/eddy/console"
 	"github.com/eddy-cdp/eddy/core/api"
-	"github.com/eddy-cdp/eddy/core/consent"
 	"github.com/eddy-cdp/eddy/sdk/tracker"
 )
 
@@ -103,91 +103,104 @@ type trackerConsentSummary struct {
 	AllowNecessaryOnly bool     `json:"allowNecessaryOnly"`
 }
 
-// trackerPolicyTTL is how long the tracker route caches a workspace's
-// consent policy: a site's script says what the policy was at most this
-// long ago (and browsers cache the script for trackerMaxAge).
+// trackerTTL is how long the tracker route keeps a write key's response:
+// a site's script says what its workspace's policy was at most this long
+// ago (and browsers cache the script for trackerMaxAge).
 const (
-	trackerPolicyTTL = 30 * time.Second
-	trackerMaxAge    = 300
+	trackerTTL    = 30 * time.Second
+	trackerMaxAge = 300
+	// trackerCacheMax bounds the keys whose responses are kept.
+	trackerCacheMax = 10000
 )
 
-type cachedTrackerPolicy struct {
-	p  consent.Policy
-	at time.Time
+// trackerResponse is the script served for one write key, built once per
+// trackerTTL: as is, and gzipped.
+type trackerResponse struct {
+	plain, gz []byte
+	at        time.Time
 }
 
 // trackerHandler serves GET /sdk/eddy.js?key=WRITE_KEY: the tracker,
 // preceded by its configuration (the key, if it is valid, and its
-// workspace's consent policy), gzipped when the browser accepts it.
+// workspace's consent policy), gzipped when the browser accepts it. Each
+// key's response is built (policy read, gzip) at most once per trackerTTL;
+// every unknown key shares one, built at start.
 func (s *Server) trackerHandler() gin.HandlerFunc {
 	script, built := tracker.Script()
+	unknown := buildTrackerResponse(script, trackerConfig{})
 	var mu sync.Mutex
-	policies := map[string]cachedTrackerPolicy{}
-	policy := func(ctx context.Context, ws string) (consent.Policy, error) {
-		mu.Lock()
-		cp, ok := policies[ws]
-		mu.Unlock()
-		if ok && time.Since(cp.at) < trackerPolicyTTL {
-			return cp.p, nil
+	cache := map[string]trackerResponse{}
+	response := func(ctx context.Context, key string) (trackerResponse, error) {
+		if key == "" || len(key) > 256 {
+			return unknown, nil
 		}
-		p, err := s.privacyPolicy(ctx, ws)
+		// A revoked key stops at once: the cache is only read for a key
+		// that is valid now.
+		src, ok := s.keys.Lookup(key)
+		if !ok {
+			return unknown, nil
+		}
+		mu.Lock()
+		r, ok := cache[key]
+		mu.Unlock()
+		if ok && time.Since(r.at) < trackerTTL {
+			return r, nil
+		}
+		p, err := s.privacyPolicy(ctx, src.WorkspaceID)
 		if err != nil {
-			return p, err
+			return r, fmt.Errorf("consent policy of workspace %s: %w", src.WorkspaceSlug, err)
 		}
+		r = buildTrackerResponse(script, trackerConfig{WriteKey: &key, Consent: &trackerConsentSummary{
+			Required: nonNil(p.Required), Purposes: nonNil(p.Purposes), AllowNecessaryOnly: p.AllowNecessaryOnly}})
 		mu.Lock()
-		if len(policies) > 10000 {
-			clear(policies)
+		if len(cache) >= trackerCacheMax {
+			clear(cache)
 		}
-		policies[ws] = cachedTrackerPolicy{p: p, at: time.Now()}
+		cache[key] = r
 		mu.Unlock()
-		return p, nil
+		return r, nil
 	}
-	gz := sync.Pool{New: func() any { w, _ := gzip.NewWriterLevel(nil, gzip.BestCompression); return w }}
 	return func(c *gin.Context) {
 		if !built {
 			c.Data(http.StatusServiceUnavailable, "text/plain; charset=utf-8",
 				[]byte("The tracker is not built: run `make build` (or `npm ci && npm run build` in sdk/tracker/).\n"))
 			return
 		}
-		var cfg trackerConfig
-		if key := c.Query("key"); key != "" && len(key) <= 256 {
-			if src, ok := s.keys.Lookup(key); ok {
-				p, err := policy(c.Request.Context(), src.WorkspaceID)
-				if err != nil {
-					s.log.Warn("tracker: read the consent policy", "workspace", src.WorkspaceSlug, "err", err)
-					c.Header("Retry-After", "5")
-					c.Status(http.StatusServiceUnavailable)
-					return
-				}
-				cfg.WriteKey = &key
-				cfg.Consent = &trackerConsentSummary{Required: nonNil(p.Required), Purposes: nonNil(p.Purposes),
-					AllowNecessaryOnly: p.AllowNecessaryOnly}
-			}
+		r, err := response(c.Request.Context(), c.Query("key"))
+		if err != nil {
+			s.log.Warn("tracker: read the consent policy", "err", err)
+			c.Header("Retry-After", "5")
+			c.Status(http.StatusServiceUnavailable)
+			return
 		}
-		head, _ := json.Marshal(cfg)
-		var body bytes.Buffer
-		body.Grow(len(script) + len(head) + 32)
-		body.WriteString("window.__eddyConfig=")
-		body.Write(head)
-		body.WriteString(";\n")
-		body.Write(script)
 		c.Header("Cache-Control", "public, max-age="+strconv.Itoa(trackerMaxAge))
 		c.Header("Vary", "Accept-Encoding")
 		c.Header("X-Content-Type-Options", "nosniff")
 		const ct = "application/javascript; charset=utf-8"
 		if !strings.Contains(c.GetHeader("Accept-Encoding"), "gzip") {
-			c.Data(http.StatusOK, ct, body.Bytes())
+			c.Data(http.StatusOK, ct, r.plain)
 			return
 		}
-		var out bytes.Buffer
-		w := gz.Get().(*gzip.Writer)
-		w.Reset(&out)
-		w.Write(body.Bytes())
-		w.Close()
-		gz.Put(w)
 		c.Header("Content-Encoding", "gzip")
-		c.Data(http.StatusOK, ct, out.Bytes())
+		c.Data(http.StatusOK, ct, r.gz)
 	}
+}
+
+// buildTrackerResponse prefixes the script with its configuration, and
+// gzips the whole.
+func buildTrackerResponse(script []byte, cfg trackerConfig) trackerResponse {
+	head, _ := json.Marshal(cfg)
+	var body bytes.Buffer
+	body.Grow(len(script) + len(head) + 32)
+	body.WriteString("window.__eddyConfig=")
+	body.Write(head)
+	body.WriteString(";\n")
+	body.Write(script)
+	var gz bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	w.Write(body.Bytes())
+	w.Close()
+	return trackerResponse{plain: body.Bytes(), gz: gz.Bytes(), at: time.Now()}
 }
 
 func nonNil(s []string) []string {
